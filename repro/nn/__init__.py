@@ -1,0 +1,26 @@
+"""Building blocks for real and binary networks: quantizers, quantized layers, blocks, models."""
+from .blocks import Bottleneck, skip_connection
+from .hourglass import Hourglass, StackedHourglass, build_model
+from .layers import ConvSpec, ConvUnit, QuantConv2d, QuantLinear, make_activation, real_projection
+from .quantizers import (
+    NoQuantizer,
+    Quantizer,
+    SignQuantizer,
+    SmoothSign,
+    XnorWeight,
+    lambda_schedule,
+    set_quantizer_lambda,
+    set_quantizers_enabled,
+    sign_ste,
+)
+from .registry import ACTIVATIONS, BLOCKS, MODELS, QUANTIZERS, Registry
+from .structure import count_parameters
+
+__all__ = [
+    "ACTIVATIONS", "BLOCKS", "MODELS", "QUANTIZERS", "Registry",
+    "Quantizer", "NoQuantizer", "SignQuantizer", "SmoothSign", "XnorWeight", "sign_ste",
+    "lambda_schedule", "set_quantizer_lambda", "set_quantizers_enabled",
+    "QuantConv2d", "QuantLinear", "ConvUnit", "ConvSpec", "make_activation", "real_projection",
+    "Bottleneck", "skip_connection", "Hourglass", "StackedHourglass", "build_model",
+    "count_parameters",
+]

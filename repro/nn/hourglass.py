@@ -1,0 +1,109 @@
+"""Stacked hourglass (Newell et al. 2016) with pluggable blocks and conv units.
+
+Stem: real conv7x7/2 (3 -> features/4) + BN + ReLU -> block(-> features/2) -> maxpool ->
+block(features/2) -> block(-> features). Each hourglass has ``depth`` levels with one block per
+branch (13 blocks at depth 4). After each: block -> "lin" 1x1 + BN + ReLU -> 1x1 heatmaps;
+between stacks, next input = input + 1x1(features) + 1x1(heatmaps). Output resolution is 1/4
+of the input; every stack's heatmap logits are returned (intermediate supervision).
+
+First and last layers stay real (XNOR-Net / Bulat 2017). ``binary_joins=True`` also binarizes
+the lin layer and the 1x1s joining the stacks (Bulat et al. 2019, sec. 3.5); the heatmap
+output conv stays real always.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import Bottleneck  # noqa: F401  (registers "bottleneck")
+from .layers import ConvSpec
+from .registry import BLOCKS, MODELS
+
+BlockFactory = Callable[[int, int], nn.Module]
+
+
+class Hourglass(nn.Module):
+    """One recursive hourglass: ``upper(x) + up(after(inner(before(pool(x)))))``."""
+
+    def __init__(self, depth: int, features: int, make_block: BlockFactory):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"hourglass depth must be >= 1, got {depth}")
+        self.upper = make_block(features, features)
+        self.pool = nn.MaxPool2d(2)
+        self.before = make_block(features, features)
+        self.inner = Hourglass(depth - 1, features, make_block) if depth > 1 else make_block(features, features)
+        self.after = make_block(features, features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lower = self.after(self.inner(self.before(self.pool(x))))
+        return self.upper(x) + F.interpolate(lower, scale_factor=2, mode="nearest")
+
+
+def _real_lin(features: int) -> nn.Module:
+    # Newell's "lin": conv -> BN -> ReLU (post-activation order, unlike the blocks).
+    return nn.Sequential(nn.Conv2d(features, features, 1, bias=False), nn.BatchNorm2d(features), nn.ReLU())
+
+
+@MODELS.register("hourglass")
+class StackedHourglass(nn.Module):
+    """Stacked hourglass for pose: ``forward(x) -> [heatmap logits of stack 1, ..., stack S]``,
+    each [B, n_joints, H/4, W/4]. H and W must be divisible by 4 * 2**depth.
+
+    ``block``: a BLOCKS name ("bottleneck"; "hpm" once methods.bulat2017.blocks is imported).
+    ``conv``: the ConvSpec of every block (stem blocks included), or a mapping of its fields;
+    None = binary XNOR units. ``stem_channels``: width of the 7x7 stem conv (default features/4).
+    """
+
+    def __init__(self, block: str = "hpm", stacks: int = 1, depth: int = 4, features: int = 256,
+                 n_joints: int = 16, conv: ConvSpec | dict[str, Any] | None = None,
+                 binary_joins: bool = False, stem_channels: int | None = None):
+        super().__init__()
+        conv = ConvSpec.from_config(conv)
+        block_class = BLOCKS[block]
+
+        def make_block(cin: int, cout: int) -> nn.Module:
+            return block_class(cin, cout, conv)
+
+        self.stacks, self.depth, self.features, self.n_joints = stacks, depth, features, n_joints
+        self.conv_spec = conv
+        stem = stem_channels or features // 4
+        half = features // 2
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, stem, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(stem), nn.ReLU(),
+            make_block(stem, half), nn.MaxPool2d(2), make_block(half, half), make_block(half, features),
+        )
+        self.hourglasses = nn.ModuleList(Hourglass(depth, features, make_block) for _ in range(stacks))
+        self.heads = nn.ModuleList(
+            nn.Sequential(make_block(features, features),
+                          conv.unit(features, features, 1) if binary_joins else _real_lin(features))
+            for _ in range(stacks)
+        )
+        self.heatmaps = nn.ModuleList(nn.Conv2d(features, n_joints, 1) for _ in range(stacks))
+
+        def join(cin: int) -> nn.Module:
+            return conv.unit(cin, features, 1) if binary_joins else nn.Conv2d(cin, features, 1)
+
+        self.feature_joins = nn.ModuleList(join(features) for _ in range(stacks - 1))
+        self.heatmap_joins = nn.ModuleList(join(n_joints) for _ in range(stacks - 1))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        multiple = 4 * 2 ** self.depth
+        if x.shape[-2] % multiple or x.shape[-1] % multiple:
+            raise ValueError(f"input size {tuple(x.shape[-2:])} must be divisible by {multiple} (4 * 2**depth)")
+        x = self.stem(x)
+        outputs = []
+        for i in range(self.stacks):
+            features = self.heads[i](self.hourglasses[i](x))
+            heatmaps = self.heatmaps[i](features)
+            outputs.append(heatmaps)
+            if i < self.stacks - 1:
+                x = x + self.feature_joins[i](features) + self.heatmap_joins[i](heatmaps)
+        return outputs
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    return MODELS.build(name, **kwargs)

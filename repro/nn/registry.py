@@ -1,0 +1,57 @@
+"""One name -> constructor table per kind of component (blocks, models, quantizers, activations).
+
+Components are built from a name plus keyword arguments, so a config file can say
+``block: hpm`` and a paper plugin can add a block by registering it, without touching the core.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+
+class Registry:
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator: ``@BLOCKS.register("hpm")`` on a class or factory function."""
+
+        def add(constructor: Callable[..., Any]) -> Callable[..., Any]:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} '{name}' is already registered (by {self._entries[name]!r})")
+            self._entries[name] = constructor
+            return constructor
+
+        return add
+
+    def __getitem__(self, name: str) -> Callable[..., Any]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self._entries)) or "(none)"
+            # Components defined by a paper plugin exist only once its module was imported.
+            raise KeyError(
+                f"unknown {self.kind} '{name}'; registered: {known} "
+                f"(a {self.kind} defined under methods/ is registered when its module is imported)"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def build(self, name: str, **kwargs: Any) -> Any:
+        return self[name](**kwargs)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, names={self.names()})"
+
+
+BLOCKS = Registry("block")
+MODELS = Registry("model")
+QUANTIZERS = Registry("quantizer")
+ACTIVATIONS = Registry("activation")

@@ -1,0 +1,186 @@
+"""Single-person pose estimation with stacked hourglasses (MPII protocol; synthetic data for proxies)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ReproError
+from ..nn import ConvSpec, build_model
+from ..nn.registry import ACTIVATIONS, BLOCKS, QUANTIZERS
+from ..paths import cache_dir
+from ..pose import FLIP_PAIRS
+from ..pose.augment import augment_batch
+from ..pose.heatmaps import decode_heatmaps, flip_heatmaps, render_heatmaps
+from ..pose.pckh import pckh
+from ..pose import synthetic
+
+HEATMAP_STRIDE = 4  # stem conv stride 2 + one 2x2 max-pool (Newell)
+
+
+@dataclass
+class PoseSplit:
+    images: torch.Tensor  # uint8 [N,3,H,W]
+    joints: torch.Tensor  # float [N,16,2], input pixels
+    visible: torch.Tensor  # bool [N,16]
+    head_boxes: torch.Tensor  # float [N,4]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+class PoseTask:
+    name = "pose"
+    metrics = ("pckh_total", "pckh_head", "pckh_shoulder", "pckh_elbow", "pckh_wrist", "pckh_hip", "pckh_knee", "pckh_ankle")
+
+    # The paper-scale recipe shared by every pose table; papers override what they state.
+    defaults = {
+        "data": {"name": "mpii", "input_size": 256, "sigma": 1.0, "seed": 0, "n_train": None, "n_val": None,
+                 "augment": {"flip": True, "scale": [0.75, 1.25], "rotate": 30.0}},
+        "model": {"name": "hourglass", "block": "hpm", "stacks": 1, "depth": 4, "features": 256,
+                  "n_joints": 16, "binary_joins": False},
+        "conv": {"binary": True, "input_quantizer": "sign", "kernel_quantizer": "xnor_weight",
+                 "post_activation": "none", "leaky_slope": 0.01, "prelu_per_channel": False},
+        "train": {"epochs": 120, "batch_size": 6, "optimizer": "rmsprop", "lr": 2.5e-4, "weight_decay": 0.0,
+                  "lr_drop_every": 40, "lr_drop_factor": 0.1, "loss": "bce",
+                  "reverse_init": False, "progressive": None, "distill": None},
+        "eval": {"flip_test": True, "pckh_threshold": 0.5},
+    }
+    # Budgets for the same rows: a few seconds (tests) and a few minutes on 2 cores.
+    profiles = {
+        "smoke": {"data": {"name": "synthetic_pose", "input_size": 32, "n_train": 48, "n_val": 24},
+                  "model": {"features": 16, "depth": 2},
+                  "train": {"epochs": 1, "batch_size": 16, "lr_drop_every": 1}},
+        "proxy": {"data": {"name": "synthetic_pose", "input_size": 64, "n_train": 2000, "n_val": 500},
+                  "model": {"features": 64, "depth": 3},
+                  "train": {"epochs": 6, "batch_size": 16, "lr": 1e-3, "lr_drop_every": 4}},
+    }
+    assumptions = {
+        "conv.leaky_slope": "LeakyReLU slope not given by the papers: PyTorch's default 0.01 (convention)",
+        "data.sigma": "heatmap Gaussian sigma 1 heatmap pixel (Newell's pose-hg-train; convention)",
+        "train.batch_size": "batch size not given by the papers: 6 as in Newell's pose-hg-train (convention)",
+    }
+    profile_assumptions = {
+        "proxy": {"data.name": "proxy: synthetic figures at 64x64 (heatmaps 16x16), 64 features, hourglass depth 3, "
+                               "short schedule with lr 1e-3; judged by the table's claims, not number to number"},
+        "smoke": {"data.name": "smoke: a tiny synthetic run that checks the pipeline, not the method"},
+    }
+
+    # --- config -------------------------------------------------------------------------------
+    def finalize(self, config: dict) -> None:
+        """Check names against the registries and derive sizes, before anything is stored."""
+        data, model, conv, train = config["data"], config["model"], config["conv"], config["train"]
+        multiple = HEATMAP_STRIDE * 2 ** model["depth"]
+        if data["input_size"] % multiple:
+            raise ReproError(f"data.input_size {data['input_size']} must be a multiple of {multiple} for an hourglass of depth {model['depth']}")
+        data["heatmap_size"] = data["input_size"] // HEATMAP_STRIDE
+        _check_name(model["block"], BLOCKS.names(), "model.block")
+        _check_name(conv["post_activation"], ACTIVATIONS.names(), "conv.post_activation")
+        for key in ("input_quantizer", "kernel_quantizer"):
+            _check_name(conv[key], QUANTIZERS.names(), f"conv.{key}")
+        _check_name(train["loss"], ("bce", "mse"), "train.loss")
+        _check_name(train["optimizer"], ("rmsprop", "adam", "sgd"), "train.optimizer")
+        if train.get("reverse_init") and not conv["binary"]:
+            raise ReproError("train.reverse_init needs a binary network (conv.binary: true)")
+
+    # --- data ---------------------------------------------------------------------------------
+    def check_data(self, config: dict) -> None:
+        name = config["data"]["name"]
+        if name == "synthetic_pose":
+            return
+        if name == "mpii":
+            root = data_root() / "mpii"
+            if not (root / "images").is_dir() or not (root / "annot").is_dir():
+                raise ReproError(
+                    f"MPII not found at {root}: download the images and annotations from "
+                    f"http://human-pose.mpi-inf.mpg.de and put them in {root}/images and {root}/annot "
+                    f"(or set REPRO_DATA_DIR), or use --profile proxy")
+            raise ReproError(f"MPII found at {root}, but the MPII loader is not implemented yet: use --profile proxy")
+        raise ReproError(f"unknown pose dataset '{name}': use synthetic_pose or mpii")
+
+    def load_data(self, config: dict) -> tuple[PoseSplit, PoseSplit]:
+        self.check_data(config)
+        data = config["data"]
+        size, seed = data["input_size"], data["seed"]
+        cache = cache_dir() / "synthetic_pose"
+        train = synthetic.load_or_generate(data["n_train"], size, seed, cache)
+        val = synthetic.load_or_generate(data["n_val"], size, seed + 10_000, cache)  # disjoint figures
+        return _split(train), _split(val)
+
+    def batches(self, split: PoseSplit, config: dict, generator: torch.Generator, train: bool = True):
+        """Yield (images, targets) batches; training batches are shuffled and augmented."""
+        batch_size = config["train"]["batch_size"]
+        order = torch.randperm(len(split), generator=generator) if train else torch.arange(len(split))
+        aug = config["data"]["augment"]
+        for start in range(0, len(split), batch_size):
+            idx = order[start:start + batch_size]
+            if train and len(idx) < 2:
+                continue  # batch norm needs more than one sample
+            images = split.images[idx].float() / 255.0
+            joints, visible, boxes = split.joints[idx], split.visible[idx], split.head_boxes[idx]
+            if train and (aug["flip"] or aug["scale"] or aug["rotate"]):
+                images, joints, visible, boxes = augment_batch(
+                    images, joints, visible, boxes, generator, flip=aug["flip"],
+                    scale=tuple(aug["scale"]) if aug["scale"] else (1.0, 1.0), rotate=aug["rotate"] or 0.0)
+            heatmaps = render_heatmaps(joints, visible, config["data"]["heatmap_size"], HEATMAP_STRIDE,
+                                       config["data"]["sigma"])
+            yield images, {"heatmaps": heatmaps, "joints": joints, "visible": visible, "head_boxes": boxes}
+
+    # --- model, loss, evaluation ----------------------------------------------------------------
+    def build_model(self, config: dict) -> torch.nn.Module:
+        model = dict(config["model"])
+        conv = ConvSpec(**config["conv"], smooth_kind=(config["train"]["progressive"] or {}).get("kind"))
+        return build_model(model.pop("name"), conv=conv, **model)
+
+    def loss(self, outputs: list[torch.Tensor], targets: dict, config: dict, soft_targets: torch.Tensor | None = None):
+        """Per-pixel loss summed over stacks (intermediate supervision); distillation mixes in soft labels."""
+        target = targets["heatmaps"]
+        distill = config["train"]["distill"]
+        if soft_targets is not None:
+            # Bulat 2019 sec. 3.6: ground truth and the teacher's heatmaps combined with one weight.
+            target = (1 - distill["weight"]) * target + distill["weight"] * soft_targets
+        if config["train"]["loss"] == "bce":
+            return sum(F.binary_cross_entropy_with_logits(out, target) for out in outputs)
+        return sum(F.mse_loss(out, target) for out in outputs)
+
+    def soft_targets(self, teacher_outputs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.sigmoid(teacher_outputs[-1])
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module, split: PoseSplit, config: dict) -> dict[str, float]:
+        model.eval()
+        preds = []
+        for images, _ in self.batches(split, config, torch.Generator(), train=False):
+            heatmaps = model(images)[-1]
+            if config["eval"]["flip_test"]:
+                flipped = model(torch.flip(images, dims=[3]))[-1]
+                heatmaps = (heatmaps + flip_heatmaps(flipped, FLIP_PAIRS)) / 2
+            coords, _ = decode_heatmaps(heatmaps, HEATMAP_STRIDE)
+            preds.append(coords)
+        scores = pckh(torch.cat(preds), split.joints, split.visible, split.head_boxes,
+                      threshold=config["eval"]["pckh_threshold"])
+        return {f"pckh_{part}": float(value) for part, value in scores.items() if not isinstance(value, dict)}
+
+
+def _split(arrays: dict) -> PoseSplit:
+    return PoseSplit(
+        images=torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).contiguous(),
+        joints=torch.from_numpy(arrays["joints"]).float(),
+        visible=torch.from_numpy(arrays["visible"]).bool(),
+        head_boxes=torch.from_numpy(arrays["head_boxes"]).float(),
+    )
+
+
+def _check_name(value, known, field: str) -> None:
+    if value not in known:
+        raise ReproError(f"{field}: unknown value '{value}': choose from {', '.join(sorted(known))}")
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("REPRO_DATA_DIR", "data"))
+
+
+TASK = PoseTask()

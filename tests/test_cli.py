@@ -1,0 +1,143 @@
+"""The CLI end to end: a smoke run of a whole table, re-runs, compare, and one-line errors."""
+import hashlib
+import json
+import sqlite3
+
+import pytest
+
+from repro import plugins
+from repro.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+@pytest.fixture(scope="module")
+def smoke_table(tmp_path_factory):
+    """One smoke run of bulat2019 Table 1 shared by the tests below (the slow part)."""
+    folder = tmp_path_factory.mktemp("smoke")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(folder)
+    for var in ("REPRO_DB", "REPRO_HOME", "MLFLOW_TRACKING_URI"):
+        mp.delenv(var, raising=False)
+    code = main(["run", "--paper", "bulat2019", "--table", "1", "--profile", "smoke", "--executor", "debug"])
+    yield folder, code
+    mp.undo()
+
+
+def test_smoke_run_records_every_row(smoke_table, capsys, monkeypatch):
+    folder, code = smoke_table
+    monkeypatch.chdir(folder)
+    assert code == 0
+    con = sqlite3.connect(folder / "results.db")
+    runs = con.execute("select row_id, status, mlflow_run_id, id from runs").fetchall()
+    assert sorted(r[0] for r in runs) == sorted(["baseline", "relu", "lrelu", "prelu", "prelu_rev", "prelu_rev_prog",
+                                                  "prelu_rev_prog_distill", "real"])
+    assert all(r[1] == "finished" and r[2] for r in runs)
+    finals = con.execute("select count(*) from metrics where name='pckh_total' and step is null").fetchone()[0]
+    curves = con.execute("select count(*) from metrics where name='train_loss' and step is not null").fetchone()[0]
+    assert finals == 8 and curves >= 8 + 3  # reverse-order rows train two stages
+    targets = con.execute("select count(*) from targets").fetchone()[0]
+    assert targets == 8
+
+    # MLflow holds the same runs, with params and metric curves.
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    for _, _, mlflow_id, _ in runs:
+        run = client.get_run(mlflow_id)
+        assert run.data.params["conv.binary"] in ("True", "False")
+        assert run.data.params["run.profile"] == "smoke"
+        assert len(client.get_metric_history(mlflow_id, "pckh_total")) >= 1
+    artifacts = [a.path for a in client.list_artifacts(runs[0][2])]
+    assert {"config.json", "model.pt"} <= set(artifacts)
+
+
+def test_second_invocation_skips_finished_runs(smoke_table, capsys, monkeypatch):
+    folder, _ = smoke_table
+    monkeypatch.chdir(folder)
+    code, out, _ = run_cli(capsys, "run", "--paper", "bulat2019", "--table", "1", "--profile", "smoke", "--executor", "debug")
+    assert code == 0 and "done: 8 skipped" in out
+    con = sqlite3.connect(folder / "results.db")
+    assert con.execute("select count(*) from runs").fetchone()[0] == 8
+
+
+def test_compare_formats(smoke_table, capsys, monkeypatch):
+    folder, _ = smoke_table
+    monkeypatch.chdir(folder)
+    code, out, _ = run_cli(capsys, "compare", "--paper", "bulat2019", "--table", "1", "--format", "json")
+    assert code == 0
+    result = json.loads(out)
+    cells = [c for c in result["cells"] if c["profile"] == "smoke"]
+    assert len(cells) == 8 and all(c["reproduced"] is not None and c["n"] == 1 for c in cells)
+    assert all(c["delta"] is None for c in cells)  # smoke is never compared number to number
+    assert {c["row"]: c["published"] for c in cells}["real"] == 85.6
+    assert {v["claim"] for v in result["claims"]} >= {"lrelu_beats_relu", "real_above_all"}
+    assert all(v["verdict"] == "inconclusive" for v in result["claims"])  # one seed decides nothing
+    for fmt, marker in (("text", "Claims:"), ("markdown", "| row |"), ("csv", "paper,table,row"), ("latex", r"\begin{tabular}")):
+        code, out, _ = run_cli(capsys, "compare", "--paper", "bulat2019", "--table", "1", "--format", fmt)
+        assert code == 0 and marker in out
+    code, out, _ = run_cli(capsys, "status")
+    assert code == 0 and out.count("finished") == 8
+
+
+BAD_INPUTS = [
+    (["run", "--paper", "nope", "--table", "1"], "unknown paper 'nope'"),
+    (["run", "--paper", "bulat2019", "--table", "9"], "unknown table '9'"),
+    (["run", "--paper", "bulat2019", "--table", "1", "--rows", "relu,zzz"], "unknown row 'zzz'"),
+    (["run", "--paper", "bulat2019", "--table", "1", "--profile", "huge"], "unknown profile 'huge'"),
+    (["run", "--paper", "bulat2019", "--table", "1", "--executor", "cloud"], "unknown executor 'cloud'"),
+    (["run", "--paper", "bulat2019", "--table", "1", "--seeds", "0"], "--seeds must be at least 1"),
+    (["run", "--paper", "bulat2019", "--table", "1", "--profile", "paper"], "MPII not found"),
+    (["run", "--paper", "bulat2019", "--table", "1", "--db", "nosuchdb://x"], "database"),
+    (["compare", "--paper", "nope"], "unknown paper 'nope'"),
+    (["compare", "--format", "xml"], "unknown format 'xml'"),
+    (["run", "--paper", "bulat2019"], "--table"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUTS)
+def test_bad_input_is_one_line_exit_2_and_leaves_db_untouched(workdir, capsys, argv, message):
+    code, out, err = run_cli_safe(capsys, argv)
+    assert code == 2
+    assert err.startswith("repro: error:") and message in err and err.count("\n") == 1
+    assert not (workdir / "results.db").exists()
+
+
+def test_bad_input_leaves_existing_db_unchanged(smoke_table, capsys, monkeypatch):
+    folder, _ = smoke_table
+    monkeypatch.chdir(folder)
+    before = digest(folder / "results.db")
+    for argv, _ in BAD_INPUTS[:7]:
+        code, _, _ = run_cli_safe(capsys, argv)
+        assert code == 2
+    assert digest(folder / "results.db") == before
+
+
+def test_malformed_plugin_is_one_line(workdir, capsys, monkeypatch, tmp_path):
+    package = tmp_path / "brokenpaper"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "paper.yaml").write_text("id: broken\ntitle: x\nyear: 2020\ntables: {'1': {caption: c}}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "_PAPERS", None)
+    original = plugins._plugin_modules
+    monkeypatch.setattr(plugins, "_plugin_modules", lambda: original() + ["brokenpaper"])
+    code, _, err = run_cli(capsys, "list")
+    assert code == 2 and "malformed plugin" in err and "paper.yaml: tables.1.metrics: required field is missing" in err
+    monkeypatch.setattr(plugins, "_PAPERS", None)
+
+
+def run_cli_safe(capsys, argv):
+    """argparse exits via SystemExit; the CLI's own errors return the code."""
+    try:
+        return run_cli(capsys, *argv)
+    except SystemExit as exc:
+        out, err = capsys.readouterr()
+        return exc.code, out, err
