@@ -69,21 +69,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_list(args) -> None:
+    from .config import PROFILES, resolve
     from .plugins import discover
-    from .tasks import get_task
 
     papers = discover()
     listing = []
     for paper in papers.values():
         tables = []
         for table in paper.tables.values():
-            profiles = list(get_task(table.task).profiles) + ["paper"]
+            def needs(row) -> dict[str, str]:
+                """Profile -> the dataset the row trains on at that profile."""
+                if not row.runnable:
+                    return {}
+                return {p: resolve(table, row, p, 0).config["data"]["name"] for p in PROFILES}
+
             tables.append({
                 "id": table.id, "caption": table.caption, "task": table.task, "dataset": table.dataset,
                 "metrics": list(table.metrics), "claims": [c.text for c in table.claims],
                 "rows": [{"id": r.id, "label": r.label, "published": r.published, "runnable": r.runnable,
                           "not_runnable_reason": r.not_runnable_reason or None,
-                          "profiles": profiles if r.runnable else []} for r in table.rows],
+                          "profiles": needs(r)} for r in table.rows],
             })
         listing.append({"id": paper.id, "title": paper.title, "venue": paper.venue, "year": paper.year, "tables": tables})
     if args.format == "json":
@@ -95,8 +100,11 @@ def cmd_list(args) -> None:
             print(f"  table {table['id']}: {table['caption']} [{table['task']} on {table['dataset']}; metrics: {', '.join(table['metrics'])}]")
             for row in table["rows"]:
                 published = ", ".join(f"{k}={v:g}" for k, v in row["published"].items())
-                needs = f"profiles {'/'.join(row['profiles'])}" if row["runnable"] else f"not runnable: {row['not_runnable_reason']}"
-                print(f"    {row['id']:<14} {row['label']:<44} {published:<22} {needs}")
+                if row["runnable"]:
+                    needs = ", ".join(f"{p}: {data}" for p, data in row["profiles"].items())
+                else:
+                    needs = f"not runnable: {row['not_runnable_reason']}"
+                print(f"    {row['id']:<24} {row['label']:<40} {published:<18} {needs}")
 
 
 def cmd_run(args) -> int:

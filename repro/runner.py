@@ -112,12 +112,22 @@ def execute(plan: Plan, db_url: str | None, executor_name: str, force: bool = Fa
                 record.status, record.error, record.executor = "pending", None, executor_name
                 todo.append(rc)
             db.commit()
-        for rc in todo:  # one job at a time: a local run uses every core already
-            job = executor.submit(run_job, rc.hash, db_url, experiment, executor_name)
-            outcome = _wait(job, rc, db_url)
-            counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
-            done += 1
-            echo(f"[{done}/{total}] {_label(rc)}: {_describe(outcome)}")
+        # A wave is one job array; locally it is cut into arrays of one, since a run already
+        # uses every core. A cluster executor would submit the whole wave at once.
+        size = 1 if executor_name in ("local", "debug") else max(len(todo), 1)
+        for start in range(0, len(todo), size):
+            chunk = todo[start:start + size]
+            n = len(chunk)
+            jobs = executor.map_array(run_job, [rc.hash for rc in chunk], [db_url] * n, [experiment] * n, [executor_name] * n)
+            for job, rc in zip(jobs, chunk):
+                try:
+                    outcome = _wait(job, rc, db_url)
+                except KeyboardInterrupt:
+                    job.cancel(check=False)  # the checkpoint stays: the next invocation resumes
+                    raise
+                counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+                done += 1
+                echo(f"[{done}/{total}] {_label(rc)}: {_describe(outcome)}")
     return counts
 
 
@@ -135,10 +145,12 @@ def _wait(job, rc: RunConfig, db_url: str | None) -> dict:
 
 def run_job(run_hash: str, db_url: str | None, experiment: str, executor_name: str) -> dict:
     """The job: train one run and record it. Never raises (a debug executor would open pdb)."""
+    from .plugins import discover
     from .tracking import Tracker
     from .train import Diverged, train_run
 
     started = time.time()
+    discover()  # a fresh job process: plugins register their blocks before any model is built
     with dbm.session(db_url) as db:
         record = db.scalar(select(dbm.RunRecord).where(dbm.RunRecord.hash == run_hash))
         config = record.config

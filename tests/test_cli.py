@@ -141,3 +141,14 @@ def run_cli_safe(capsys, argv):
     except SystemExit as exc:
         out, err = capsys.readouterr()
         return exc.code, out, err
+
+
+def test_list_json_shows_rows_and_what_they_need(capsys):
+    code, out, _ = run_cli(capsys, "list", "--format", "json")
+    assert code == 0
+    papers = {p["id"]: p for p in json.loads(out)}
+    table = next(t for t in papers["bulat2019"]["tables"] if t["id"] == "1")
+    assert len(table["rows"]) == 8 and table["dataset"] == "mpii"
+    row = table["rows"][0]
+    assert row["profiles"] == {"smoke": "synthetic_pose", "proxy": "synthetic_pose", "paper": "mpii"}
+    assert row["published"] == {"pckh_total": 76.6}
