@@ -127,12 +127,16 @@ _ENGINES: dict[str, Engine] = {}
 def engine_for(url: str | None = None) -> Engine:
     """Engine for the URL, with the schema created at first use."""
     url = database_url(url)
-    if url in _ENGINES:
-        return _ENGINES[url]
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise ReproError(f"invalid database URL '{url}': use an SQLAlchemy URL such as sqlite:///results.db") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        # Pin relative paths to the current folder now: engines are cached, and jobs may chdir.
+        parsed = parsed.set(database=os.path.abspath(parsed.database))
+        url = parsed.render_as_string(hide_password=False)
+    if url in _ENGINES:
+        return _ENGINES[url]
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 60}  # jobs in other processes write concurrently

@@ -115,7 +115,8 @@ def train_run(config: dict, run_dir: Path, log_metrics: Callable[[dict, int], No
             scheduler.load_state_dict(resume["scheduler"])
         for epoch in range(first_epoch, train["epochs"]):
             started = time.perf_counter()
-            set_quantizers(model, stage, *stage_lambdas(config, stage_index, epoch / train["epochs"]))
+            # Lambda for this epoch, reached at its end: the last epochs run a true sign.
+            set_quantizers(model, stage, *stage_lambdas(config, stage_index, (epoch + 1) / train["epochs"]))
             model.train()
             generator = torch.Generator().manual_seed(seed * 1_000_003 + stage_index * 1_000 + epoch)  # resumable order
             total, batches = 0.0, 0
@@ -130,6 +131,7 @@ def train_run(config: dict, run_dir: Path, log_metrics: Callable[[dict, int], No
                 optimizer.step()
                 total, batches = total + loss.item(), batches + 1
             scheduler.step()
+            set_quantizers(model, stage, math.inf, math.inf)  # score the binary network, never its smooth proxy
             metrics = task.evaluate(model, val_split, config)
             metrics["train_loss"] = total / max(batches, 1)
             metrics["epoch_seconds"] = time.perf_counter() - started

@@ -44,8 +44,9 @@ def test_smoke_run_records_every_row(smoke_table, capsys, monkeypatch):
     finals = con.execute("select count(*) from metrics where name='pckh_total' and step is null").fetchone()[0]
     curves = con.execute("select count(*) from metrics where name='train_loss' and step is not null").fetchone()[0]
     assert finals == 8 and curves >= 8 + 3  # reverse-order rows train two stages
-    targets = con.execute("select count(*) from targets").fetchone()[0]
-    assert targets == 8
+    targets = con.execute("select count(*) from targets t join table_rows r on t.row_pk = r.id "
+                          "join paper_tables p on r.table_pk = p.id where p.paper_id = 'bulat2019' and p.table_id = '1'")
+    assert targets.fetchone()[0] == 8
 
     # MLflow holds the same runs, with params and metric curves.
     from mlflow.tracking import MlflowClient
@@ -152,3 +153,12 @@ def test_list_json_shows_rows_and_what_they_need(capsys):
     row = table["rows"][0]
     assert row["profiles"] == {"smoke": "synthetic_pose", "proxy": "synthetic_pose", "paper": "mpii"}
     assert row["published"] == {"pckh_total": 76.6}
+
+
+def test_local_executor_runs_jobs_in_fresh_processes(workdir, capsys):
+    """The default executor: each job is a new process that must find the plugins itself."""
+    code, out, _ = run_cli(capsys, "run", "--paper", "bulat2019", "--table", "1", "--rows", "baseline", "--profile", "smoke")
+    assert code == 0, out
+    assert "local executor" in out and "done: 1 finished" in out
+    row = sqlite3.connect(workdir / "results.db").execute("select status, executor, job_id from runs").fetchone()
+    assert row[0] == "finished" and row[1] == "local" and row[2].isdigit()

@@ -56,6 +56,21 @@ def test_progressive_lambda_rises_then_ends_in_sign(table):
     assert stage_lambdas(smoke_config(table, "prelu"), 0, 0.0) == (math.inf, math.inf)
 
 
+def test_progressive_run_is_scored_as_a_binary_network(workdir, table, monkeypatch):
+    """Even when the schedule never reaches hard_from, evaluation uses a true sign."""
+    config = smoke_config(table, "prelu_rev_prog", epochs=2)
+    config["train"]["progressive"]["hard_from"] = 1.0  # epoch 1 of each stage trains smooth
+    lambdas_at_evaluation = []
+
+    def spy(self, model, split, cfg):
+        lambdas_at_evaluation.extend(m.lam for m in model.modules() if isinstance(m, SmoothSign))
+        return {"pckh_total": 0.0}
+
+    monkeypatch.setattr(PoseTask, "evaluate", spy)
+    train_run(config, workdir / "run", lambda values, step: None)
+    assert lambdas_at_evaluation and all(lam == math.inf for lam in lambdas_at_evaluation)
+
+
 def test_interrupted_run_resumes_from_its_checkpoint(workdir, table):
     config = smoke_config(table, "prelu", epochs=3)
     seen = []

@@ -54,7 +54,7 @@ class PoseTask:
         "smoke": {"data": {"name": "synthetic_pose", "input_size": 32, "n_train": 48, "n_val": 24},
                   "model": {"features": 16, "depth": 2},
                   "train": {"epochs": 1, "batch_size": 16, "lr_drop_every": 1}},
-        "proxy": {"data": {"name": "synthetic_pose", "input_size": 64, "n_train": 1500, "n_val": 500},
+        "proxy": {"data": {"name": "synthetic_pose", "input_size": 64, "n_train": 1200, "n_val": 500},
                   "model": {"features": 64, "depth": 3},
                   "train": {"epochs": 4, "batch_size": 16, "lr": 1e-3, "lr_drop_every": 3}},
     }
@@ -64,7 +64,7 @@ class PoseTask:
         "train.batch_size": "batch size not given by the papers: 6 as in Newell's pose-hg-train (convention)",
     }
     profile_assumptions = {
-        "proxy": {"data.name": "proxy: 1500 synthetic figures at 64x64 (heatmaps 16x16), 64 features, hourglass depth 3, "
+        "proxy": {"data.name": "proxy: 1200 synthetic figures at 64x64 (heatmaps 16x16), 64 features, hourglass depth 3, "
                                "4 epochs (lr 1e-3, /10 after epoch 3) per stage; judged by the table's claims, not number to number"},
         "smoke": {"data.name": "smoke: a tiny synthetic run that checks the pipeline, not the method"},
     }
