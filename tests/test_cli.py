@@ -162,3 +162,16 @@ def test_local_executor_runs_jobs_in_fresh_processes(workdir, capsys):
     assert "local executor" in out and "done: 1 finished" in out
     row = sqlite3.connect(workdir / "results.db").execute("select status, executor, job_id from runs").fetchone()
     assert row[0] == "finished" and row[1] == "local" and row[2].isdigit()
+
+
+def test_force_runs_a_finished_row_again(smoke_table, capsys, monkeypatch):
+    folder, _ = smoke_table
+    monkeypatch.chdir(folder)
+    con = sqlite3.connect(folder / "results.db")
+    before = con.execute("select finished_at from runs where row_id = 'real'").fetchone()[0]
+    code, out, _ = run_cli(capsys, "run", "--paper", "bulat2019", "--table", "1", "--rows", "real",
+                           "--profile", "smoke", "--executor", "debug", "--force")
+    assert code == 0 and "done: 1 finished" in out
+    after = con.execute("select finished_at, status from runs where row_id = 'real'").fetchone()
+    assert after[0] != before and after[1] == "finished"
+    assert con.execute("select count(*) from runs").fetchone()[0] == 8

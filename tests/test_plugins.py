@@ -70,3 +70,26 @@ def test_in_tree_plugins_are_discovered():
     table = papers["bulat2019"].table("1")
     assert len(table.rows) == 8
     assert table.row("real").published["pckh_total"] == 85.6
+
+
+def test_external_plugin_through_entry_point(tmp_path, monkeypatch):
+    """A paper from another distribution, registered in the bnn_repro.papers group."""
+    import importlib.metadata
+
+    from repro import plugins
+
+    package = tmp_path / "toypaper"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "paper.yaml").write_text(textwrap.dedent(GOOD))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry = importlib.metadata.EntryPoint(name="toy", value="toypaper", group=plugins.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(plugins.importlib.metadata, "entry_points",
+                        lambda group: [entry] if group == plugins.ENTRY_POINT_GROUP else [])
+    try:
+        papers = plugins.discover(refresh=True)
+        assert "toy" in papers and "bulat2019" in papers
+        assert papers["toy"].table("1").row("a").published == {"pckh_total": 70.0}
+    finally:
+        monkeypatch.undo()
+        plugins.discover(refresh=True)

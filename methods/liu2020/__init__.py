@@ -1,4 +1,9 @@
 """Liu, Li, Wang, Zha & Huang, Neurocomputing 2020: Local-binarized very deep residual network
 for visual categorization (the local binary residual block, LBB: fixed sparse Bernoulli
 {-1, 0, +1} 3x3 filters between learned real 1x1 filters; LBRN-S / LBRN-P).
+
+Importing it registers the "lbb" block (blocks.py); the HG-Binary / Binary rows of its tables
+use bulat2017's "hpm" block.
 """
+from . import blocks  # noqa: F401  (registers "lbb")
+import methods.bulat2017  # noqa: F401  (the "hpm" block of the Binary rows)

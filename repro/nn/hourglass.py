@@ -56,17 +56,21 @@ class StackedHourglass(nn.Module):
     ``block``: a BLOCKS name ("bottleneck"; "hpm" once methods.bulat2017.blocks is imported).
     ``conv``: the ConvSpec of every block (stem blocks included), or a mapping of its fields;
     None = binary XNOR units. ``stem_channels``: width of the 7x7 stem conv (default features/4).
+    ``block_args``: keyword arguments of the block's own options, passed to every block
+    constructor (``model.block_args`` in a row spec, e.g. ``{mid_ratio: 0.75}`` for "wider").
     """
 
     def __init__(self, block: str = "hpm", stacks: int = 1, depth: int = 4, features: int = 256,
                  n_joints: int = 16, conv: ConvSpec | dict[str, Any] | None = None,
-                 binary_joins: bool = False, stem_channels: int | None = None):
+                 binary_joins: bool = False, stem_channels: int | None = None,
+                 block_args: dict[str, Any] | None = None):
         super().__init__()
         conv = ConvSpec.from_config(conv)
         block_class = BLOCKS[block]
+        block_args = dict(block_args or {})
 
         def make_block(cin: int, cout: int) -> nn.Module:
-            return block_class(cin, cout, conv)
+            return block_class(cin, cout, conv, **block_args)
 
         self.stacks, self.depth, self.features, self.n_joints = stacks, depth, features, n_joints
         self.conv_spec = conv
