@@ -81,7 +81,8 @@ def cmd_list(args) -> None:
                 """Profile -> the dataset the row trains on at that profile."""
                 if not row.runnable:
                     return {}
-                return {p: resolve(table, row, p, 0).config["data"]["name"] for p in PROFILES}
+                return {p: "no data (measures the model)" if p == "structure" else resolve(table, row, p, 0).config["data"]["name"]
+                        for p in PROFILES}
 
             tables.append({
                 "id": table.id, "caption": table.caption, "task": table.task, "dataset": table.dataset,

@@ -37,6 +37,7 @@ class Cell:
     std: float | None
     n: int
     delta: float | None
+    delta_pct: float | None
     profile: str | None
     source: str = ""
     assumptions: list[str] = field(default_factory=list)
@@ -88,23 +89,28 @@ def _compare_table(table: Table, runs, finals, profile_filter) -> TableCompariso
     cells, assumptions = [], {}
     stats: dict[tuple[str, str, str], tuple[float, float | None, int]] = {}
     for profile in profiles:
+        measured = {name for (row_id, prof), rs in current.items() if prof == profile for r in rs for name in finals[r.id]}
         for row in table.rows:
             row_runs = current.get((row.id, profile), [])
             row_notes = sorted({text for run in row_runs for text in run.assumptions.values()})
             for text in row_notes:
                 assumptions.setdefault(text, []).append(row.id)
             for metric in table.metrics:
+                if measured and metric not in measured:
+                    continue  # e.g. accuracy columns under the structure profile
                 values = [finals[r.id][metric] for r in row_runs if metric in finals[r.id] and not math.isnan(finals[r.id][metric])]
                 mean = statistics.fmean(values) if values else None
                 std = statistics.stdev(values) if len(values) > 1 else None
                 if values:
                     stats[(row.id, profile, metric)] = (mean, std, len(values))
                 published = row.published.get(metric)
-                delta = mean - published if (mean is not None and published is not None and profile in NUMERIC_PROFILES) else None
+                comparable = mean is not None and published is not None and profile in NUMERIC_PROFILES
+                delta = mean - published if comparable else None
+                delta_pct = 100 * delta / published if comparable and published else None
                 if published is None and mean is None:
                     continue
                 cells.append(Cell(table.paper_id, table.id, row.id, row.label, metric, published, mean, std, len(values),
-                                  delta, profile, table.target_source(row, metric) if published is not None else "", row_notes))
+                                  delta, delta_pct, profile, table.target_source(row, metric) if published is not None else "", row_notes))
     verdicts = [_judge(table, claim, profile, stats) for profile in profiles if profile for claim in table.claims]
     for text in assumptions:
         assumptions[text] = sorted(set(assumptions[text]), key=[r.id for r in table.rows].index)
@@ -161,7 +167,8 @@ def render(results: list[TableComparison], fmt: str) -> str:
                            "claims": [asdict(v) for r in results for v in r.verdicts]}, indent=2)
     if fmt == "csv":
         out = io.StringIO()
-        fields = ["paper", "table", "row", "label", "metric", "published", "reproduced", "std", "n", "delta", "profile", "source"]
+        fields = ["paper", "table", "row", "label", "metric", "published", "reproduced", "std", "n", "delta", "delta_pct",
+                  "profile", "source"]
         writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         for r in results:
@@ -176,11 +183,13 @@ def _num(value, digits=1) -> str:
 
 
 def _rows(result: TableComparison) -> tuple[list[str], list[list[str]]]:
-    header = ["row", "label", "metric", "published", "reproduced", "std", "n", "delta", "profile"]
+    header = ["row", "label", "metric", "published", "reproduced", "std", "n", "delta", "delta %", "profile"]
     body = []
     for c in result.cells:
-        delta = _num(c.delta) if c.profile in NUMERIC_PROFILES else ("claims only" if c.n else "—")
-        body.append([c.row, c.label, c.metric, _num(c.published), _num(c.reproduced), _num(c.std), str(c.n), delta, c.profile or "—"])
+        delta = _num(c.delta, 2) if c.profile in NUMERIC_PROFILES else ("claims only" if c.n else "—")
+        digits = 2 if c.profile == "structure" else 1
+        body.append([c.row, c.label, c.metric, _num(c.published, digits), _num(c.reproduced, digits), _num(c.std),
+                     str(c.n), delta, _num(c.delta_pct), c.profile or "—"])
     return header, body
 
 
@@ -196,7 +205,7 @@ def _render_table(result: TableComparison, fmt: str) -> str:
         notes.append(f"{result.stale} finished run(s) of an older config ignored")
     if fmt == "latex":
         esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("#", r"\#")
-        lines = [r"\begin{table}", r"\centering", rf"\caption{{{esc(title)}}}", r"\begin{tabular}{" + "l" * 3 + "r" * 5 + "l}",
+        lines = [r"\begin{table}", r"\centering", rf"\caption{{{esc(title)}}}", r"\begin{tabular}{" + "l" * 3 + "r" * 6 + "l}",
                  r"\toprule", " & ".join(esc(h) for h in header) + r" \\", r"\midrule"]
         lines += [" & ".join(esc(x) for x in row) + r" \\" for row in body]
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]

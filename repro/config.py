@@ -2,7 +2,8 @@
 
 Layers, later ones winning: the task's defaults, the table's ``base``, the row's ``spec``,
 the task's profile overlay, the table's own profile overlay, then the run identity
-(paper, table, row, profile, seed). ``paper`` has no overlay: it is the recipe as written.
+(paper, table, row, profile, seed). ``paper`` has no overlay: it is the recipe as written;
+``structure`` takes the paper's config too, and measures the model instead of training it.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .errors import ReproError
 from .plugins import Row, Table
 from .tasks import get_task
 
-PROFILES = ("smoke", "proxy", "paper")
+PROFILES = ("smoke", "proxy", "paper", "structure")
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
@@ -66,7 +67,7 @@ def resolve(table: Table, row: Row, profile: str, seed: int) -> RunConfig:
     task = get_task(table.task)
     config = deep_merge(task.defaults, table.base)
     config = deep_merge(config, row.spec)
-    if profile != "paper":
+    if profile in task.profiles:
         config = deep_merge(config, task.profiles[profile])
     config = deep_merge(config, table.profiles.get(profile, {}))
     config["task"] = table.task
@@ -82,7 +83,7 @@ def resolve(table: Table, row: Row, profile: str, seed: int) -> RunConfig:
         distill["teacher_hash"] = resolve(table, teacher, profile, distill.get("teacher_seed", 0)).hash
     flat = flatten(config)
     notes = {**task.assumptions, **table.assumptions}
-    if profile != "paper":  # a value the profile replaces is no longer the paper's assumption
+    if profile in task.profiles:  # a value the profile replaces is no longer the paper's assumption
         replaced = set(flatten(deep_merge(task.profiles[profile], table.profiles.get(profile, {}))))
         notes = {key: text for key, text in notes.items()
                  if not any(r == key or r.startswith(key + ".") or key.startswith(r + ".") for r in replaced)}

@@ -64,7 +64,8 @@ def plan_runs(paper: Paper, table_id: str, row_ids: list[str] | None, profile: s
     configs.update(teachers)
     task = get_task(table.task)
     for rc in configs.values():
-        task.check_data(rc.config)
+        if profile != "structure":  # measuring a model needs no data
+            task.check_data(rc.config)
     first = [rc for rc in configs.values() if not rc.config["train"].get("distill")]
     second = [rc for rc in configs.values() if rc.config["train"].get("distill")]
     return Plan(table=table, waves=[w for w in (first, second) if w])
@@ -147,7 +148,7 @@ def run_job(run_hash: str, db_url: str | None, experiment: str, executor_name: s
     """The job: train one run and record it. Never raises (a debug executor would open pdb)."""
     from .plugins import discover
     from .tracking import Tracker
-    from .train import Diverged, train_run
+    from .train import Diverged, measure_run, train_run
 
     started = time.time()
     discover()  # a fresh job process: plugins register their blocks before any model is built
@@ -176,8 +177,12 @@ def run_job(run_hash: str, db_url: str | None, experiment: str, executor_name: s
                 db.commit()
 
         folder = run_dir(run_hash)
-        final = train_run(config, folder, log_metrics)
-        tracker.log_artifacts([folder / "config.json", folder / "model.pt"])
+        if identity["profile"] == "structure":
+            final = measure_run(config)
+            tracker.log_metrics(final)
+        else:
+            final = train_run(config, folder, log_metrics)
+            tracker.log_artifacts([folder / "config.json", folder / "model.pt"])
         status = "finished"
     except Diverged as exc:
         status, error = "diverged", str(exc)

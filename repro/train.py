@@ -145,6 +145,12 @@ def train_run(config: dict, run_dir: Path, log_metrics: Callable[[dict, int], No
     return {k: v for k, v in metrics.items() if k != "epoch_seconds"}
 
 
+def measure_run(config: dict) -> dict[str, float]:
+    """The ``structure`` profile: build the row's model at the paper's input size and measure it."""
+    torch.manual_seed(config["run"]["seed"])
+    return get_task(config["task"]).measure(config)
+
+
 def _save_atomic(obj, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)

@@ -151,7 +151,8 @@ def test_list_json_shows_rows_and_what_they_need(capsys):
     table = next(t for t in papers["bulat2019"]["tables"] if t["id"] == "1")
     assert len(table["rows"]) == 8 and table["dataset"] == "mpii"
     row = table["rows"][0]
-    assert row["profiles"] == {"smoke": "synthetic_pose", "proxy": "synthetic_pose", "paper": "mpii"}
+    assert row["profiles"] == {"smoke": "synthetic_pose", "proxy": "synthetic_pose", "paper": "mpii",
+                              "structure": "no data (measures the model)"}
     assert row["published"] == {"pckh_total": 76.6}
 
 

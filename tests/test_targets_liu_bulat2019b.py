@@ -12,7 +12,7 @@ takes the numeric data cells ("78.4%", "6.2M", "0.013 M", "1.7G", "0.040"). Then
   liu2020 Table 3 / Table 5 column labels (stored as specs: lbb_1x1_filters / stacks) and the
   unreadable "1- 1" cells of liu2020 Table 8 (left out of the YAML);
 * the sparsity values that label the rows of liu2020 Tables 2 and 8 are stored as
-  ``conv.lbb_sparsity`` in the row specs, and checked there.
+  ``model.block_args.sparsity`` in the row specs, and checked there.
 """
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ def test_liu2020_sparsity_labels_are_row_specs(table_id):
     layout = LAYOUTS[("liu2020", table_id)]
     table = load("liu2020").table(table_id)
     parsed = parse(table_block("liu2020", layout), layout)
-    assert [float(v) for v in parsed.labels] == [r.spec["conv"]["lbb_sparsity"] for r in table.rows]
+    assert [float(v) for v in parsed.labels] == [r.spec["model"]["block_args"]["sparsity"] for r in table.rows]
 
 
 @pytestmark_seeds

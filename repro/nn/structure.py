@@ -1,6 +1,7 @@
-"""Parameter counts by kind (FLOPs come later)."""
+"""Parameter counts by kind, FLOPs and model size: the `structure` profile."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -24,3 +25,51 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
                 binary += module.weight.numel()
     return {"total": total, "trainable": trainable, "binary": binary, "real": total - binary,
             "conv_weight_params": conv_weights}
+
+
+def measure(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
+    """Structure of a model for one input of ``input_shape`` (C, H, W), without training.
+
+    Conventions (stated, since papers differ): ``params_m`` counts trainable conv and linear
+    weights (no BN, bias or PReLU), the papers' convention; ``flops_g`` = 2 x multiply-adds of
+    the real-valued convs and linears, bias omitted (liu2020 eq. 7 without its +1, as its tables
+    do); binary layers are counted apart as ``binary_macs_g`` (XNOR-popcount operations).
+    Sizes: float32 = 4 bytes a parameter; packed = 1 bit a binary weight + float32 for the rest.
+    """
+    counts = count_parameters(model)
+    real_macs = binary_macs = 0
+
+    def hook(module, inputs, output):
+        nonlocal real_macs, binary_macs
+        if isinstance(module, nn.Conv2d):
+            macs = output.numel() * (module.in_channels // module.groups) * module.weight[0, 0].numel()
+        else:
+            macs = output.numel() * module.in_features
+        if _binarized_weight(module):
+            binary_macs += macs
+        else:
+            real_macs += macs
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in layers]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    trainable_weights = sum(m.weight.numel() for m in layers if isinstance(m.weight, nn.Parameter) and m.weight.requires_grad)
+    return {
+        "params_m": trainable_weights / 1e6,
+        "params_total_m": counts["total"] / 1e6,
+        "params_trainable_m": counts["trainable"] / 1e6,
+        "params_binary_m": counts["binary"] / 1e6,
+        "params_real_m": counts["real"] / 1e6,
+        "flops_g": 2 * real_macs / 1e9,
+        "binary_macs_g": binary_macs / 1e9,
+        "size_float32_mb": counts["total"] * 4 / 2**20,
+        "size_packed_mb": (counts["binary"] / 8 + counts["real"] * 4) / 2**20,
+    }

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ..errors import ReproError
 from ..nn import ConvSpec, build_model
 from ..nn.registry import ACTIVATIONS, BLOCKS, QUANTIZERS
+from ..nn.structure import measure
 from ..paths import cache_dir
 from ..pose import FLIP_PAIRS
 from ..pose.augment import augment_batch
@@ -131,6 +132,17 @@ class PoseTask:
             yield images, {"heatmaps": heatmaps, "joints": joints, "visible": visible, "head_boxes": boxes}
 
     # --- model, loss, evaluation ----------------------------------------------------------------
+    def measure(self, config: dict) -> dict[str, float]:
+        """Structure at the configured input size, plus one block (features -> features) at the
+        hourglass's top resolution, the unit of liu2020's per-block #Param and FLOPs columns."""
+        size, model = config["data"]["input_size"], config["model"]
+        metrics = measure(self.build_model(config), (3, size, size))
+        conv = ConvSpec(**config["conv"], smooth_kind=(config["train"]["progressive"] or {}).get("kind"))
+        block = BLOCKS[model["block"]](model["features"], model["features"], conv, **(model.get("block_args") or {}))
+        block_metrics = measure(block, (model["features"], size // HEATMAP_STRIDE, size // HEATMAP_STRIDE))
+        metrics.update({f"block_{name}": value for name, value in block_metrics.items() if name in ("params_m", "flops_g", "binary_macs_g")})
+        return metrics
+
     def build_model(self, config: dict) -> torch.nn.Module:
         model = dict(config["model"])
         conv = ConvSpec(**config["conv"], smooth_kind=(config["train"]["progressive"] or {}).get("kind"))
