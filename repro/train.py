@@ -73,6 +73,14 @@ def make_optimizer(model: torch.nn.Module, train: dict) -> torch.optim.Optimizer
     return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, train: dict) -> torch.optim.lr_scheduler.LRScheduler:
+    """lr times ``lr_drop_factor`` at each epoch of ``lr_drop_at`` (e.g. [150, 170, 200]) when
+    given, else every ``lr_drop_every`` epochs."""
+    if train.get("lr_drop_at"):
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, train["lr_drop_at"], train["lr_drop_factor"])
+    return torch.optim.lr_scheduler.StepLR(optimizer, train["lr_drop_every"], train["lr_drop_factor"])
+
+
 def load_teacher(task, config: dict, runs_root: Path) -> torch.nn.Module:
     teacher_dir = runs_root / config["train"]["distill"]["teacher_hash"]
     teacher_config = json.loads((teacher_dir / "config.json").read_text())
@@ -108,7 +116,7 @@ def train_run(config: dict, run_dir: Path, log_metrics: Callable[[dict, int], No
     for stage_index in range(done["stage"], len(plan)):
         stage = plan[stage_index]
         optimizer = make_optimizer(model, train)
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, train["lr_drop_every"], train["lr_drop_factor"])
+        scheduler = make_scheduler(optimizer, train)
         first_epoch = done["epoch"] if stage_index == done["stage"] else 0
         if resume and stage_index == done["stage"] and first_epoch > 0:
             optimizer.load_state_dict(resume["optimizer"])

@@ -28,6 +28,9 @@ Variants (Table 4, sec. 4.1.4.3), as block options:
 * ``conv3x3="half_sparse_ternary"``: LBRN-3, half of the 3x3 filters (output channels) fixed
   sparse ternary, the other half real and trained, concatenated.
 ``activation``: the activation before each conv, ``relu`` (eq. 3) or ``sigmoid`` (Table 6).
+``layers_1x1=1``: Table 3's LBRN-1 ('only 1 layer of 1x1 filters'): the first 1x1 is dropped,
+  BN-act-3x3 (cin -> cout/2) -> BN-act-1x1 (cout/2 -> cout); the kept 1x1 is the one that combines
+  the binary filter responses (sec. 3.6: B = D^T V, V the 1x1 filters after the binary ones).
 """
 from __future__ import annotations
 
@@ -60,7 +63,13 @@ def sparse_ternary_weight(shape: tuple[int, ...], sparsity: float,
 
 
 class SparseTernaryConv2d(nn.Conv2d):
-    """A conv whose weight is a fixed sparse {-1, 0, +1} buffer drawn at construction (never trained)."""
+    """A conv whose weight is a fixed sparse {-1, 0, +1} buffer drawn at construction (never trained).
+
+    ``multiplication_free``: the structure profile counts its operations apart from the real
+    FLOPs ("a convolution without any multiplication", eq. 3; eq. 9 leaves it out of the FLOPs).
+    """
+
+    multiplication_free = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, sparsity: float = 0.5,
                  stride: int = 1, padding: int | None = None):
@@ -103,7 +112,7 @@ class _HalfSparseTernary(nn.Module):
 @BLOCKS.register("lbb")
 class LocalBinaryBlock(nn.Module):
     def __init__(self, cin: int, cout: int, conv: ConvSpec, sparsity: float = 0.5, activation: str = "relu",
-                 conv3x3: str = "sparse_ternary", conv1x1: str = "real"):
+                 conv3x3: str = "sparse_ternary", conv1x1: str = "real", layers_1x1: int = 2):
         super().__init__()
         if conv.binary:
             raise ValueError("the LBB is real-valued apart from its fixed sparse ternary filters: "
@@ -114,6 +123,10 @@ class LocalBinaryBlock(nn.Module):
             raise ValueError(f"unknown conv3x3 '{conv3x3}': choose from {', '.join(CONV3X3_KINDS)}")
         if conv1x1 not in CONV1X1_KINDS:
             raise ValueError(f"unknown conv1x1 '{conv1x1}': choose from {', '.join(CONV1X1_KINDS)}")
+        if layers_1x1 not in (1, 2):
+            raise ValueError(f"layers_1x1 must be 1 or 2, got {layers_1x1}")
+        if layers_1x1 == 1 and conv3x3 not in ("sparse_ternary", "real"):
+            raise ValueError(f"layers_1x1: 1 needs a full 3x3 layer (conv3x3 sparse_ternary or real), got '{conv3x3}'")
         if cout % 2:
             raise ValueError(f"the LBB needs an even cout, got {cout}")
         if not 0 <= sparsity <= 1:
@@ -123,11 +136,12 @@ class LocalBinaryBlock(nn.Module):
         def one_by_one(i: int, o: int) -> nn.Conv2d:
             return SparseTernaryConv2d(i, o, 1, sparsity) if conv1x1 == "sparse_ternary" else QuantConv2d(i, o, 1)
 
-        layers: list[nn.Module] = [_unit(one_by_one(cin, mid), activation)]
+        layers: list[nn.Module] = [_unit(one_by_one(cin, mid), activation)] if layers_1x1 == 2 else []
+        cin_3x3 = mid if layers_1x1 == 2 else cin
         if conv3x3 == "sparse_ternary":
-            layers.append(_unit(SparseTernaryConv2d(mid, mid, 3, sparsity), activation))
+            layers.append(_unit(SparseTernaryConv2d(cin_3x3, mid, 3, sparsity), activation))
         elif conv3x3 == "real":
-            layers.append(_unit(QuantConv2d(mid, mid, 3, padding=1), activation))
+            layers.append(_unit(QuantConv2d(cin_3x3, mid, 3, padding=1), activation))
         elif conv3x3 == "half_sparse_ternary":
             layers.append(_HalfSparseTernary(mid, sparsity, activation))
         layers.append(_unit(one_by_one(mid, cout), activation))

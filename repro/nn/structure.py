@@ -33,7 +33,8 @@ def measure(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
     Conventions (stated, since papers differ): ``params_m`` counts trainable conv and linear
     weights (no BN, bias or PReLU), the papers' convention; ``flops_g`` = 2 x multiply-adds of
     the real-valued convs and linears, bias omitted (liu2020 eq. 7 without its +1, as its tables
-    do); binary layers are counted apart as ``binary_macs_g`` (XNOR-popcount operations).
+    do); binary layers are counted apart as ``binary_macs_g`` (XNOR-popcount operations), and
+    so are layers marked ``multiplication_free`` (fixed {-1, 0, +1} weights: additions only).
     Sizes: float32 = 4 bytes a parameter; packed = 1 bit a binary weight + float32 for the rest.
     """
     counts = count_parameters(model)
@@ -45,7 +46,7 @@ def measure(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
             macs = output.numel() * (module.in_channels // module.groups) * module.weight[0, 0].numel()
         else:
             macs = output.numel() * module.in_features
-        if _binarized_weight(module):
+        if _binarized_weight(module) or getattr(module, "multiplication_free", False):
             binary_macs += macs
         else:
             real_macs += macs

@@ -74,14 +74,16 @@ def _rate(correct: np.ndarray, vis: np.ndarray, joints) -> float:
     return 100.0 * float(correct[:, idx].sum()) / count
 
 
-def pckh(pred, gt, visible, head_boxes, threshold: float = 0.5) -> dict[str, float]:
+def pckh(pred, gt, visible, head_boxes, threshold: float = 0.5, parts=None) -> dict[str, float]:
     """PCKh per part and in total, in percent (NaN for a part with no visible joint).
 
-    pred, gt: [N, 16, 2]; visible: [N, 16]; head_boxes: [N, 4] as x1, y1, x2, y2.
+    pred, gt: [N, J, 2]; visible: [N, J]; head_boxes: [N, 4] as x1, y1, x2, y2. ``parts``: part ->
+    joint indices (default MPII's 16-joint ``PARTS``); Total pools every joint of every part.
     """
+    parts = PARTS if parts is None else parts
     correct, vis = joint_correct(pred, gt, visible, head_boxes, threshold)
-    scores = {part: _rate(correct, vis, joints) for part, joints in PARTS.items()}
-    scores["total"] = _rate(correct, vis, SCORED_JOINTS)
+    scores = {part: _rate(correct, vis, joints) for part, joints in parts.items()}
+    scores["total"] = _rate(correct, vis, sorted(j for joints in parts.values() for j in joints))
     return scores
 
 

@@ -1,6 +1,7 @@
 """Single-person pose estimation with stacked hourglasses (MPII protocol; synthetic data for proxies)."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,9 @@ from ..nn import ConvSpec, build_model
 from ..nn.registry import ACTIVATIONS, BLOCKS, QUANTIZERS
 from ..nn.structure import measure
 from ..paths import cache_dir
-from ..pose import FLIP_PAIRS
 from ..pose.augment import augment_batch
 from ..pose.heatmaps import decode_heatmaps, flip_heatmaps, render_heatmaps
+from ..pose.joints import JOINT_SETS, JointSet
 from ..pose.pckh import pckh
 from ..pose import synthetic
 
@@ -25,8 +26,8 @@ HEATMAP_STRIDE = 4  # stem conv stride 2 + one 2x2 max-pool (Newell)
 @dataclass
 class PoseSplit:
     images: torch.Tensor  # uint8 [N,3,H,W]
-    joints: torch.Tensor  # float [N,16,2], input pixels
-    visible: torch.Tensor  # bool [N,16]
+    joints: torch.Tensor  # float [N,J,2], input pixels (J: the joint set's, 16 for MPII)
+    visible: torch.Tensor  # bool [N,J]
     head_boxes: torch.Tensor  # float [N,4]
 
     def __len__(self) -> int:
@@ -85,6 +86,17 @@ class PoseTask:
             _check_name(conv[key], QUANTIZERS.names(), f"conv.{key}")
         _check_name(train["loss"], ("bce", "mse"), "train.loss")
         _check_name(train["optimizer"], ("rmsprop", "adam", "sgd"), "train.optimizer")
+        _check_name(data.get("joints", "mpii"), JOINT_SETS, "data.joints")
+        if model["n_joints"] != len(joint_set(config)):
+            raise ReproError(f"model.n_joints is {model['n_joints']}, but the joint set '{joint_set(config).name}' "
+                             f"(data.joints) has {len(joint_set(config))} joints")
+        drops = train.get("lr_drop_at")
+        if drops is not None and (not isinstance(drops, list) or not all(isinstance(e, int) and e > 0 for e in drops)
+                                  or drops != sorted(set(drops))):
+            raise ReproError(f"train.lr_drop_at must be a list of increasing positive epochs, got {drops!r}")
+        for key, value in (model.get("size_ratio") or {}).items():
+            if key not in ("features", "depth") or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise ReproError(f"model.size_ratio.{key}: expected features or depth with a ratio in (0, 1], got {value!r}")
         if train.get("reverse_init") and not conv["binary"]:
             raise ReproError("train.reverse_init needs a binary network (conv.binary: true)")
 
@@ -101,7 +113,15 @@ class PoseTask:
                     f"http://human-pose.mpi-inf.mpg.de and put them in {root}/images and {root}/annot "
                     f"(or set REPRO_DATA_DIR), or use --profile proxy")
             raise ReproError(f"MPII found at {root}, but the MPII loader is not implemented yet: use --profile proxy")
-        raise ReproError(f"unknown pose dataset '{name}': use synthetic_pose or mpii")
+        if name == "lsp":
+            root = data_root()
+            if not (root / "lsp" / "joints.mat").is_file() or not (root / "lspet" / "joints.mat").is_file():
+                raise ReproError(
+                    f"LSP / LSPET not found: put LSP (images/, joints.mat) in {root / 'lsp'} and LSPET in "
+                    f"{root / 'lspet'} (http://sam.johnson.io/research/lsp.html; or set REPRO_DATA_DIR), "
+                    f"or use --profile proxy")
+            raise ReproError(f"LSP found at {root / 'lsp'}, but the LSP loader is not implemented yet: use --profile proxy")
+        raise ReproError(f"unknown pose dataset '{name}': use synthetic_pose, mpii or lsp")
 
     def load_data(self, config: dict) -> tuple[PoseSplit, PoseSplit]:
         self.check_data(config)
@@ -110,7 +130,8 @@ class PoseTask:
         cache = cache_dir() / "synthetic_pose"
         train = synthetic.load_or_generate(data["n_train"], size, seed, cache)
         val = synthetic.load_or_generate(data["n_val"], size, seed + 10_000, cache)  # disjoint figures
-        return _split(train), _split(val)
+        joints = joint_set(config)  # the generator draws MPII's 16 joints: keep the set's
+        return _split(train, joints), _split(val, joints)
 
     def batches(self, split: PoseSplit, config: dict, generator: torch.Generator, train: bool = True):
         """Yield (images, targets) batches; training batches are shuffled and augmented."""
@@ -126,7 +147,8 @@ class PoseTask:
             if train and (aug["flip"] or aug["scale"] or aug["rotate"]):
                 images, joints, visible, boxes = augment_batch(
                     images, joints, visible, boxes, generator, flip=aug["flip"],
-                    scale=tuple(aug["scale"]) if aug["scale"] else (1.0, 1.0), rotate=aug["rotate"] or 0.0)
+                    scale=tuple(aug["scale"]) if aug["scale"] else (1.0, 1.0), rotate=aug["rotate"] or 0.0,
+                    flip_pairs=joint_set(config).flip_pairs)
             heatmaps = render_heatmaps(joints, visible, config["data"]["heatmap_size"], HEATMAP_STRIDE,
                                        config["data"]["sigma"])
             yield images, {"heatmaps": heatmaps, "joints": joints, "visible": visible, "head_boxes": boxes}
@@ -135,7 +157,7 @@ class PoseTask:
     def measure(self, config: dict) -> dict[str, float]:
         """Structure at the configured input size, plus one block (features -> features) at the
         hourglass's top resolution, the unit of liu2020's per-block #Param and FLOPs columns."""
-        size, model = config["data"]["input_size"], config["model"]
+        size, model = config["data"]["input_size"], sized(config["model"])
         metrics = measure(self.build_model(config), (3, size, size))
         conv = ConvSpec(**config["conv"], smooth_kind=(config["train"]["progressive"] or {}).get("kind"))
         block = BLOCKS[model["block"]](model["features"], model["features"], conv, **(model.get("block_args") or {}))
@@ -144,7 +166,7 @@ class PoseTask:
         return metrics
 
     def build_model(self, config: dict) -> torch.nn.Module:
-        model = dict(config["model"])
+        model = sized(config["model"])
         conv = ConvSpec(**config["conv"], smooth_kind=(config["train"]["progressive"] or {}).get("kind"))
         return build_model(model.pop("name"), conv=conv, **model)
 
@@ -170,19 +192,38 @@ class PoseTask:
             heatmaps = model(images)[-1]
             if config["eval"]["flip_test"]:
                 flipped = model(torch.flip(images, dims=[3]))[-1]
-                heatmaps = (heatmaps + flip_heatmaps(flipped, FLIP_PAIRS)) / 2
+                heatmaps = (heatmaps + flip_heatmaps(flipped, joint_set(config).flip_pairs)) / 2
             coords, _ = decode_heatmaps(heatmaps, HEATMAP_STRIDE)
             preds.append(coords)
         scores = pckh(torch.cat(preds), split.joints, split.visible, split.head_boxes,
-                      threshold=config["eval"]["pckh_threshold"])
+                      threshold=config["eval"]["pckh_threshold"], parts=joint_set(config).parts)
         return {f"pckh_{part}": float(value) for part, value in scores.items() if not isinstance(value, dict)}
 
 
-def _split(arrays: dict) -> PoseSplit:
+def joint_set(config: dict) -> JointSet:
+    """``data.joints`` (default mpii): the dataset's joints, flip pairs and PCKh parts."""
+    return JOINT_SETS[config["data"].get("joints", "mpii")]
+
+
+def sized(model: dict) -> dict:
+    """The model options with ``size_ratio`` applied: ``{features: r, depth: r}`` scale the
+    (profile's) width and hourglass depth, so a row that is a smaller network than its table's
+    stays smaller at smoke / proxy sizes (features rounded to a multiple of 4, depth >= 1)."""
+    model = dict(model)
+    ratio = model.pop("size_ratio", None) or {}
+    if "features" in ratio:
+        model["features"] = max(4, 4 * math.floor(model["features"] * ratio["features"] / 4 + 0.5))
+    if "depth" in ratio:
+        model["depth"] = max(1, math.floor(model["depth"] * ratio["depth"] + 0.5))
+    return model
+
+
+def _split(arrays: dict, joints: JointSet) -> PoseSplit:
+    keep = list(joints.from_mpii)
     return PoseSplit(
         images=torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).contiguous(),
-        joints=torch.from_numpy(arrays["joints"]).float(),
-        visible=torch.from_numpy(arrays["visible"]).bool(),
+        joints=torch.from_numpy(arrays["joints"][:, keep]).float(),
+        visible=torch.from_numpy(arrays["visible"][:, keep]).bool(),
         head_boxes=torch.from_numpy(arrays["head_boxes"]).float(),
     )
 
