@@ -113,7 +113,7 @@ class GroupTucker(nn.Module):
     """One Tucker decomposition of a group's stacked weights: ``grid + weight shape``.
 
     The reconstruction is computed once and shared by the layers of the group (cached until the
-    factors change, the grad mode changes, or a backward pass has gone through it)."""
+    factors change or move, the grad mode changes, or a backward pass has gone through it)."""
 
     def __init__(self, stacked: torch.Tensor, ranks: str | float):
         super().__init__()
@@ -123,7 +123,7 @@ class GroupTucker(nn.Module):
         self._cache: tuple | None = None
 
     def full(self) -> torch.Tensor:
-        key = (torch.is_grad_enabled(), tuple(p._version for p in self.parameters()))
+        key = (torch.is_grad_enabled(), tuple((p._version, p.data_ptr()) for p in self.parameters()))
         if self._cache is None or self._cache[0] != key:
             tensor = tucker_to_tensor(self.core, self.factors)
             if tensor.requires_grad:
