@@ -1,10 +1,14 @@
 """Bulat, Kossaifi, Tzimiropoulos & Pantic 2019: Matrix and tensor decompositions for training
-binary neural networks (SVD / Tucker / holistic Tucker re-parametrization of the binary
-weights, learned scaling factors).
+binary neural networks.
 
-The paper's own hourglass is built from pre-activation *basic* blocks (sec. 2.1 and 5.1),
-registered as "basic" by blocks.py; the re-parametrizations and learned scaling factors are not
-implemented yet. The HPM block of bulat2017 is imported for the "HBC [4]" row of Table 3.
+* blocks.py: the pre-activation *basic* block of the paper's hourglass (sec. 2.1, 5.1), "basic".
+* reparam.py: the SVD / Tucker / holistic Tucker re-parametrizations of the binary weights
+  (sec. 4.2), registered as ``reparam.kind`` svd / tucker / holistic_tucker.
+* Learned scaling factors (sec. 4.3) are the core's ``conv.scale: learned``
+  (repro.nn.quantizers.LearnedScale).
+
+The HPM block of bulat2017 is imported for the "HBC [4]" row of Table 3.
 """
 from . import blocks  # noqa: F401  (registers "basic")
+from . import reparam  # noqa: F401  (registers "svd", "tucker", "holistic_tucker")
 import methods.bulat2017  # noqa: F401  (the "hpm" block)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quantizers import SMOOTH_SIGNS, NoQuantizer
+from .quantizers import SMOOTH_SIGNS, WEIGHT_SCALES, NoQuantizer, with_weight_scale
 from .registry import ACTIVATIONS, QUANTIZERS
 
 QuantizerLike = nn.Module | str | None
@@ -118,6 +118,8 @@ class ConvSpec:
     ``binary=True``: BN -> QuantConv2d(input_quantizer, kernel_quantizer) -> post_activation.
     ``smooth_kind`` (sigmoid / softsign / tanh) switches on progressive quantization: the
     quantizers become their smooth versions, starting at ``smooth_lambda``.
+    ``scale`` (none / analytic / learned) replaces the kernel quantizer's own weight scaling
+    factor (:func:`with_weight_scale`); None keeps the kernel quantizer as it is.
     """
 
     binary: bool = True
@@ -128,6 +130,7 @@ class ConvSpec:
     prelu_per_channel: bool = False
     smooth_kind: str | None = None
     smooth_lambda: float = 1.0
+    scale: str | None = None
 
     def __post_init__(self) -> None:
         for name in (self.input_quantizer, self.kernel_quantizer):
@@ -135,6 +138,8 @@ class ConvSpec:
                 QUANTIZERS[name]  # raises KeyError listing the known names
         if self.post_activation not in ACTIVATIONS:
             ACTIVATIONS[self.post_activation]
+        if self.scale is not None and self.scale not in WEIGHT_SCALES:
+            raise ValueError(f"unknown scale '{self.scale}'; choose from {', '.join(WEIGHT_SCALES)}")
         if self.smooth_kind is not None:
             if self.smooth_kind not in SMOOTH_SIGNS:
                 raise ValueError(f"unknown smooth_kind '{self.smooth_kind}'; choose from {', '.join(SMOOTH_SIGNS)}")
@@ -148,6 +153,10 @@ class ConvSpec:
             return QUANTIZERS.build(name)
         return QUANTIZERS.build(_SMOOTH_COUNTERPART[name], kind=self.smooth_kind, lam=self.smooth_lambda)
 
+    def _kernel_quantizer(self, channels: int) -> nn.Module:
+        quantizer = self._quantizer(self.kernel_quantizer)
+        return quantizer if self.scale is None else with_weight_scale(quantizer, self.scale, channels)
+
     def _post_activation(self, channels: int) -> nn.Module:
         options = {"leakyrelu": {"negative_slope": self.leaky_slope},
                    "prelu": {"per_channel": self.prelu_per_channel}}.get(self.post_activation, {})
@@ -159,7 +168,7 @@ class ConvSpec:
             return ConvUnit(QuantConv2d(cin, cout, kernel_size, stride, padding), pre_activation=nn.ReLU())
         conv = QuantConv2d(cin, cout, kernel_size, stride, padding,
                            input_quantizer=self._quantizer(self.input_quantizer),
-                           kernel_quantizer=self._quantizer(self.kernel_quantizer))
+                           kernel_quantizer=self._kernel_quantizer(cout))
         return ConvUnit(conv, post_activation=self._post_activation(cout))
 
     @classmethod

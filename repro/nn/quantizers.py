@@ -162,6 +162,43 @@ def smooth_xnor_weight(kind: str = "sigmoid", lam: float = 1.0) -> XnorWeight:
     return XnorWeight(SmoothSign(kind, lam))
 
 
+class LearnedScale(Quantizer):
+    """``alpha * s(W)`` with alpha a trained per-output-channel parameter ([Cout, 1, 1, 1]).
+
+    Bulat et al. 2019b (sec. 4.3) learn the weight scaling factor by back-propagation instead of
+    XNOR-Net's analytic mean |W|. ``init`` is alpha's starting value: 1.0, as the authors'
+    library (1adrianb/binary-networks-pytorch); the paper does not give it.
+    """
+
+    binarizes = True
+
+    def __init__(self, channels: int, sign: Quantizer | None = None, init: float = 1.0):
+        super().__init__()
+        self.sign = sign if sign is not None else SignQuantizer()
+        self.alpha = nn.Parameter(torch.full((channels, 1, 1, 1), float(init)))
+
+    def quantize(self, w: torch.Tensor) -> torch.Tensor:
+        return self.alpha.view(w.shape[0], *([1] * (w.dim() - 1))) * self.sign(w)
+
+
+WEIGHT_SCALES = ("none", "analytic", "learned")
+
+
+def with_weight_scale(quantizer: Quantizer, scale: str, channels: int) -> Quantizer:
+    """The sign of a kernel quantizer with the scaling factor ``scale`` put in place of its own:
+    ``none`` (BNN), ``analytic`` (XNOR-Net mean |W|) or ``learned`` (:class:`LearnedScale`)."""
+    sign = quantizer.sign if isinstance(quantizer, (XnorWeight, LearnedScale)) else quantizer
+    if not isinstance(sign, (SignQuantizer, SmoothSign)):
+        raise ValueError(f"a weight scale needs a sign-like kernel quantizer, got {type(quantizer).__name__}")
+    if scale == "none":
+        return sign
+    if scale == "analytic":
+        return XnorWeight(sign)
+    if scale == "learned":
+        return LearnedScale(channels, sign)
+    raise ValueError(f"unknown weight scale '{scale}'; choose from {', '.join(WEIGHT_SCALES)}")
+
+
 def set_quantizer_lambda(model: nn.Module, lam: float) -> int:
     """Set ``lam`` on every :class:`SmoothSign` in ``model``; returns how many were set."""
     smooth = [m for m in model.modules() if isinstance(m, SmoothSign)]

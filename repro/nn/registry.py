@@ -1,4 +1,5 @@
-"""One name -> constructor table per kind of component (blocks, models, quantizers, activations).
+"""One name -> constructor table per kind of component (blocks, models, quantizers, activations,
+reparametrizations).
 
 Components are built from a name plus keyword arguments, so a config file can say
 ``block: hpm`` and a paper plugin can add a block by registering it, without touching the core.
@@ -55,3 +56,6 @@ BLOCKS = Registry("block")
 MODELS = Registry("model")
 QUANTIZERS = Registry("quantizer")
 ACTIVATIONS = Registry("activation")
+# Model transforms applied after a model is built: ``fn(model, **options) -> model`` (e.g. a
+# paper's weight re-parametrization), named by ``reparam.kind`` in a config (see reparam.py).
+REPARAMS = Registry("reparam")

@@ -1,8 +1,12 @@
 """Parameter counts by kind, FLOPs and model size: the `structure` profile."""
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
+
+from .reparam import collapse, is_reparametrized
 
 
 def _binarized_weight(module: nn.Module) -> bool:
@@ -36,7 +40,12 @@ def measure(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
     do); binary layers are counted apart as ``binary_macs_g`` (XNOR-popcount operations), and
     so are layers marked ``multiplication_free`` (fixed {-1, 0, +1} weights: additions only).
     Sizes: float32 = 4 bytes a parameter; packed = 1 bit a binary weight + float32 for the rest.
+    A re-parametrized model is measured as kept for inference (:func:`collapse` of a copy);
+    ``params_training_m`` counts every trainable parameter of the model as trained (factors too).
     """
+    training = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if is_reparametrized(model):
+        model = collapse(copy.deepcopy(model))
     counts = count_parameters(model)
     real_macs = binary_macs = 0
 
@@ -67,6 +76,7 @@ def measure(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
         "params_m": trainable_weights / 1e6,
         "params_total_m": counts["total"] / 1e6,
         "params_trainable_m": counts["trainable"] / 1e6,
+        "params_training_m": training / 1e6,
         "params_binary_m": counts["binary"] / 1e6,
         "params_real_m": counts["real"] / 1e6,
         "flops_g": 2 * real_macs / 1e9,

@@ -11,7 +11,9 @@ import torch.nn.functional as F
 
 from ..errors import ReproError
 from ..nn import ConvSpec, build_model
-from ..nn.registry import ACTIVATIONS, BLOCKS, QUANTIZERS
+from ..nn.quantizers import WEIGHT_SCALES
+from ..nn.registry import ACTIVATIONS, BLOCKS, QUANTIZERS, REPARAMS
+from ..nn.reparam import apply_reparam
 from ..nn.structure import measure
 from ..paths import cache_dir
 from ..pose.augment import augment_batch
@@ -84,6 +86,9 @@ class PoseTask:
         _check_name(conv["post_activation"], ACTIVATIONS.names(), "conv.post_activation")
         for key in ("input_quantizer", "kernel_quantizer"):
             _check_name(conv[key], QUANTIZERS.names(), f"conv.{key}")
+        if conv.get("scale") is not None:
+            _check_name(conv["scale"], WEIGHT_SCALES, "conv.scale")
+        _check_name((config.get("reparam") or {}).get("kind", "none"), ["none", *REPARAMS.names()], "reparam.kind")
         _check_name(train["loss"], ("bce", "mse"), "train.loss")
         _check_name(train["optimizer"], ("rmsprop", "adam", "sgd"), "train.optimizer")
         _check_name(data.get("joints", "mpii"), JOINT_SETS, "data.joints")
@@ -168,7 +173,7 @@ class PoseTask:
     def build_model(self, config: dict) -> torch.nn.Module:
         model = sized(config["model"])
         conv = ConvSpec(**config["conv"], smooth_kind=(config["train"]["progressive"] or {}).get("kind"))
-        return build_model(model.pop("name"), conv=conv, **model)
+        return apply_reparam(build_model(model.pop("name"), conv=conv, **model), config.get("reparam"))
 
     def loss(self, outputs: list[torch.Tensor], targets: dict, config: dict, soft_targets: torch.Tensor | None = None):
         """Per-pixel loss summed over stacks (intermediate supervision); distillation mixes in soft labels."""
