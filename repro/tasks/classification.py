@@ -99,6 +99,8 @@ class ClassificationTask:
                              f"the network is evaluated at its training size")
         data["input_size"] = data["crop"]
         _check_name(model["name"], MODELS.names(), "model.name")
+        if not model.get("first_last_real", True):
+            raise ReproError("model.first_last_real: false is not supported: the first conv and the last fc stay real")
         if "block" in model:
             _check_name(model["block"], BLOCKS.names(), "model.block")
         _check_name(conv["post_activation"], ACTIVATIONS.names(), "conv.post_activation")
