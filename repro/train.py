@@ -70,7 +70,7 @@ def make_optimizer(model: torch.nn.Module, train: dict) -> torch.optim.Optimizer
         return torch.optim.RMSprop(params, lr=lr, weight_decay=wd)
     if train["optimizer"] == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
+    return torch.optim.SGD(params, lr=lr, momentum=train.get("momentum", 0.9), weight_decay=wd)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, train: dict) -> torch.optim.lr_scheduler.LRScheduler:

@@ -27,6 +27,8 @@ Variants (Table 4, sec. 4.1.4.3), as block options:
   ternary, the paper's only binarization) while the 3x3 stays real and trained;
 * ``conv3x3="half_sparse_ternary"``: LBRN-3, half of the 3x3 filters (output channels) fixed
   sparse ternary, the other half real and trained, concatenated.
+``mid``: the inner width (default cout/2, as the hourglass bottleneck; ResNet-LBB-56 of Fig. 7 uses
+cout/4, passed by the ``resnet56`` model).
 ``activation``: the activation before each conv, ``relu`` (eq. 3) or ``sigmoid`` (Table 6).
 ``layers_1x1=1``: Table 3's LBRN-1 ('only 1 layer of 1x1 filters'): the first 1x1 is dropped,
   BN-act-3x3 (cin -> cout/2) -> BN-act-1x1 (cout/2 -> cout); the kept 1x1 is the one that combines
@@ -112,7 +114,8 @@ class _HalfSparseTernary(nn.Module):
 @BLOCKS.register("lbb")
 class LocalBinaryBlock(nn.Module):
     def __init__(self, cin: int, cout: int, conv: ConvSpec, sparsity: float = 0.5, activation: str = "relu",
-                 conv3x3: str = "sparse_ternary", conv1x1: str = "real", layers_1x1: int = 2):
+                 conv3x3: str = "sparse_ternary", conv1x1: str = "real", layers_1x1: int = 2,
+                 mid: int | None = None):
         super().__init__()
         if conv.binary:
             raise ValueError("the LBB is real-valued apart from its fixed sparse ternary filters: "
@@ -127,11 +130,11 @@ class LocalBinaryBlock(nn.Module):
             raise ValueError(f"layers_1x1 must be 1 or 2, got {layers_1x1}")
         if layers_1x1 == 1 and conv3x3 not in ("sparse_ternary", "real"):
             raise ValueError(f"layers_1x1: 1 needs a full 3x3 layer (conv3x3 sparse_ternary or real), got '{conv3x3}'")
-        if cout % 2:
+        if mid is None and cout % 2:
             raise ValueError(f"the LBB needs an even cout, got {cout}")
         if not 0 <= sparsity <= 1:
             raise ValueError(f"sparsity (the fraction of non-zero weights) must be in [0, 1], got {sparsity}")
-        mid = cout // 2
+        mid = cout // 2 if mid is None else mid  # ResNet-LBB-56 (Fig. 7): cout/4
 
         def one_by_one(i: int, o: int) -> nn.Conv2d:
             return SparseTernaryConv2d(i, o, 1, sparsity) if conv1x1 == "sparse_ternary" else QuantConv2d(i, o, 1)

@@ -1,4 +1,5 @@
 """Building blocks for real and binary networks: quantizers, quantized layers, blocks, models."""
+from .alexnet import AlexNet
 from .blocks import Bottleneck, skip_connection
 from .hourglass import Hourglass, StackedHourglass, build_model
 from .layers import ConvSpec, ConvUnit, QuantConv2d, QuantLinear, make_activation, real_projection
@@ -14,6 +15,7 @@ from .quantizers import (
     sign_ste,
 )
 from .registry import ACTIVATIONS, BLOCKS, MODELS, QUANTIZERS, Registry
+from .resnet import BasicBlock, CifarBottleneckResNet, ResNet18
 from .structure import count_parameters
 
 __all__ = [
@@ -22,5 +24,6 @@ __all__ = [
     "lambda_schedule", "set_quantizer_lambda", "set_quantizers_enabled",
     "QuantConv2d", "QuantLinear", "ConvUnit", "ConvSpec", "make_activation", "real_projection",
     "Bottleneck", "skip_connection", "Hourglass", "StackedHourglass", "build_model",
+    "AlexNet", "BasicBlock", "CifarBottleneckResNet", "ResNet18",
     "count_parameters",
 ]

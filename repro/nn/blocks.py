@@ -19,13 +19,15 @@ def skip_connection(cin: int, cout: int) -> nn.Module:
 
 @BLOCKS.register("bottleneck")
 class Bottleneck(nn.Module):
-    """Newell's pre-activation bottleneck: 1x1 (cin -> cout/2), 3x3 (cout/2), 1x1 (cout/2 -> cout)."""
+    """Newell's pre-activation bottleneck: 1x1 (cin -> cout/2), 3x3 (cout/2), 1x1 (cout/2 -> cout).
+    ``mid`` sets another inner width (He et al.'s ResNet bottleneck: cout/4)."""
 
-    def __init__(self, cin: int, cout: int, conv: ConvSpec):
+    def __init__(self, cin: int, cout: int, conv: ConvSpec, mid: int | None = None):
         super().__init__()
-        if cout % 2:
-            raise ValueError(f"bottleneck needs an even cout, got {cout}")
-        mid = cout // 2
+        if mid is None:
+            if cout % 2:
+                raise ValueError(f"bottleneck needs an even cout, got {cout}")
+            mid = cout // 2
         self.body = nn.Sequential(conv.unit(cin, mid, 1), conv.unit(mid, mid, 3), conv.unit(mid, cout, 1))
         self.skip = skip_connection(cin, cout)
 

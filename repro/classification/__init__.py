@@ -1,0 +1,1 @@
+"""Image classification data: CIFAR pickles, image-folder trees (ImageNet), and the digits proxy."""
