@@ -1,0 +1,221 @@
+// XNOR-popcount kernels for the CPU (see kernels/README in the project README, "Kernels").
+//
+// Bit convention: bit 1 = -1, bit 0 = +1 (so sign(0) = +1 packs as 0). A row of K signs is
+// packed into ceil(K/64) uint64 words, sign j in bit j%64 of word j/64; the unused high bits
+// of the last word are 0 in BOTH operands, so their XOR is 0 and they add nothing.
+// dot(a, b) over K signs = K - 2 * popcount(a XOR b).
+//
+// The ISA is chosen at run time (CPUID): AVX2 nibble-LUT popcount, else scalar POPCNT, else
+// portable. Threads come from torch's own pool (at::parallel_for), never a second OpenMP.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <cstdint>
+#include <immintrin.h>
+
+namespace {
+
+using u64 = uint64_t;
+
+struct Epilogue {
+  int64_t K;             // true reduction length (bits)
+  const float* scale;    // [N] or null
+  const float* bias;     // [N] or null
+  const int32_t* pad_index;  // [P] row into pad_corr, -1 for interior pixels; or null
+  const int32_t* pad_corr;   // [*, N] sum of the +-1 weights over the padded taps
+  int64_t N, P;          // P > 0: output is [M/P, N, P] (NCHW); P == 0: [M, N]
+  float* out;
+  inline void store(int64_t m, int64_t n, int64_t popc) const {
+    int64_t v = K - 2 * popc;
+    int64_t p = P ? m % P : m;
+    if (pad_index) { int32_t r = pad_index[p]; if (r >= 0) v -= pad_corr[(int64_t)r * N + n]; }
+    float y = (float)v;
+    if (scale) y *= scale[n];
+    if (bias) y += bias[n];
+    if (P) out[(m / P) * N * P + n * P + p] = y; else out[m * N + n] = y;
+  }
+};
+
+constexpr int64_t MB = 64;  // rows of A per task: the A block stays in L1/L2 while B streams by
+
+// Scalar kernels, one per ISA: a target attribute does not reach into lambdas, so each
+// parallel_for task calls a block function compiled for its ISA.
+#define SCALAR_BLOCK(NAME, ATTR)                                                                 \
+  ATTR void NAME(const u64* A, const u64* B, int64_t m0, int64_t m1, int64_t N, int64_t Kw,     \
+                 const Epilogue& ep) {                                                           \
+    for (int64_t n = 0; n < N; ++n)                                                              \
+      for (int64_t m = m0; m < m1; ++m) {                                                        \
+        const u64* a = A + m * Kw; const u64* b = B + n * Kw; int64_t c = 0;                     \
+        for (int64_t k = 0; k < Kw; ++k) c += __builtin_popcountll(a[k] ^ b[k]);                 \
+        ep.store(m, n, c);                                                                       \
+      }                                                                                          \
+  }
+SCALAR_BLOCK(block_popcnt, __attribute__((target("popcnt"))))
+SCALAR_BLOCK(block_portable, )
+
+using BlockFn = void (*)(const u64*, const u64*, int64_t, int64_t, int64_t, int64_t, const Epilogue&);
+
+void run_blocks(BlockFn fn, const u64* A, const u64* B, int64_t M, int64_t N, int64_t Kw, const Epilogue& ep) {
+  at::parallel_for(0, (M + MB - 1) / MB, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) fn(A, B, blk * MB, std::min(M, (blk + 1) * MB), N, Kw, ep);
+  });
+}
+
+// AVX2: popcount of 256 bits = two vpshufb nibble look-ups; byte counts accumulate for up to
+// 31 chunks (31 * 8 < 256) before vpsadbw widens them. Micro-tile: 2 rows of A x 4 rows of B.
+#define AVX2 __attribute__((target("avx2,popcnt")))
+
+AVX2 inline __m256i pop_bytes(__m256i v, __m256i lut, __m256i low) {
+  __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low));
+  __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
+  return _mm256_add_epi8(lo, hi);
+}
+
+AVX2 inline int64_t hsum(__m256i bytes) {
+  __m256i s = _mm256_sad_epu8(bytes, _mm256_setzero_si256());
+  __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+  return _mm_cvtsi128_si64(t) + _mm_extract_epi64(t, 1);
+}
+
+template <int R, int C>
+AVX2 inline void tile(const u64* A, const u64* B, int64_t Kw, int64_t m, int64_t n, const Epilogue& ep) {
+  const __m256i lut = _mm256_setr_epi8(0,1,1,2,1,2,2,3,1,2,2,3,2,3,3,4, 0,1,1,2,1,2,2,3,1,2,2,3,2,3,3,4);
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  int64_t total[R][C] = {};
+  const int64_t chunks = Kw / 4;
+  for (int64_t c0 = 0; c0 < chunks; c0 += 31) {
+    __m256i acc[R][C];
+    for (int r = 0; r < R; ++r) for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_si256();
+    const int64_t c1 = std::min(chunks, c0 + 31);
+    for (int64_t k = c0 * 4; k < c1 * 4; k += 4) {
+      __m256i a[R];
+      for (int r = 0; r < R; ++r) a[r] = _mm256_loadu_si256((const __m256i*)(A + (m + r) * Kw + k));
+      for (int c = 0; c < C; ++c) {
+        __m256i b = _mm256_loadu_si256((const __m256i*)(B + (n + c) * Kw + k));
+        for (int r = 0; r < R; ++r)
+          acc[r][c] = _mm256_add_epi8(acc[r][c], pop_bytes(_mm256_xor_si256(a[r], b), lut, low));
+      }
+    }
+    for (int r = 0; r < R; ++r) for (int c = 0; c < C; ++c) total[r][c] += hsum(acc[r][c]);
+  }
+  for (int64_t k = chunks * 4; k < Kw; ++k)  // the last 0-3 words
+    for (int r = 0; r < R; ++r) for (int c = 0; c < C; ++c)
+      total[r][c] += _mm_popcnt_u64(A[(m + r) * Kw + k] ^ B[(n + c) * Kw + k]);
+  for (int r = 0; r < R; ++r) for (int c = 0; c < C; ++c) ep.store(m + r, n + c, total[r][c]);
+}
+
+AVX2 void block_avx2(const u64* A, const u64* B, int64_t m0, int64_t m1, int64_t N, int64_t Kw, const Epilogue& ep) {
+  int64_t n = 0;
+  for (; n + 4 <= N; n += 4) {
+    int64_t m = m0;
+    for (; m + 2 <= m1; m += 2) tile<2, 4>(A, B, Kw, m, n, ep);
+    if (m < m1) tile<1, 4>(A, B, Kw, m, n, ep);
+  }
+  for (; n < N; ++n)
+    for (int64_t m = m0; m < m1; ++m) tile<1, 1>(A, B, Kw, m, n, ep);
+}
+
+std::string best_impl() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt")) return "avx2";
+  if (__builtin_cpu_supports("popcnt")) return "popcnt";
+  return "portable";
+}
+
+const std::string& detected() { static const std::string impl = best_impl(); return impl; }
+
+}  // namespace
+
+// out = scale[n] * (K - 2 popcount(A[m] ^ B[n]) - pad correction) + bias[n]
+torch::Tensor xnor_gemm(torch::Tensor A, torch::Tensor B, int64_t K, c10::optional<torch::Tensor> scale,
+                        c10::optional<torch::Tensor> bias, c10::optional<torch::Tensor> pad_index,
+                        c10::optional<torch::Tensor> pad_corr, int64_t P, std::string impl) {
+  TORCH_CHECK(A.dtype() == torch::kInt64 && B.dtype() == torch::kInt64, "packed operands must be int64 words");
+  TORCH_CHECK(A.dim() == 2 && B.dim() == 2 && A.size(1) == B.size(1), "A [M, Kw] and B [N, Kw] must share Kw");
+  TORCH_CHECK(A.size(1) * 64 >= K, "K exceeds the packed width");
+  A = A.contiguous(); B = B.contiguous();
+  const int64_t M = A.size(0), N = B.size(0), Kw = A.size(1);
+  TORCH_CHECK(P == 0 || M % P == 0, "M must be a multiple of P");
+  auto out = P ? torch::empty({M / P, N, P}, torch::kFloat32) : torch::empty({M, N}, torch::kFloat32);
+  auto ptr = [](const c10::optional<torch::Tensor>& t) { return t && t->defined() ? t : c10::optional<torch::Tensor>(); };
+  auto sc = ptr(scale), bi = ptr(bias), pi = ptr(pad_index), pc = ptr(pad_corr);
+  torch::Tensor sct = sc ? sc->contiguous().to(torch::kFloat32) : torch::Tensor();
+  torch::Tensor bit = bi ? bi->contiguous().to(torch::kFloat32) : torch::Tensor();
+  torch::Tensor pit = pi ? pi->contiguous().to(torch::kInt32) : torch::Tensor();
+  torch::Tensor pct = pc ? pc->contiguous().to(torch::kInt32) : torch::Tensor();
+  Epilogue ep{K, sc ? sct.data_ptr<float>() : nullptr, bi ? bit.data_ptr<float>() : nullptr,
+              pi ? pit.data_ptr<int32_t>() : nullptr, pc ? pct.data_ptr<int32_t>() : nullptr,
+              N, P, out.data_ptr<float>()};
+  const u64* a = reinterpret_cast<const u64*>(A.data_ptr<int64_t>());
+  const u64* b = reinterpret_cast<const u64*>(B.data_ptr<int64_t>());
+  if (impl == "auto") impl = detected();
+  if (impl == "avx2") { TORCH_CHECK(detected() == "avx2", "this CPU has no AVX2"); run_blocks(block_avx2, a, b, M, N, Kw, ep); }
+  else if (impl == "popcnt") { TORCH_CHECK(detected() != "portable", "this CPU has no POPCNT"); run_blocks(block_popcnt, a, b, M, N, Kw, ep); }
+  else if (impl == "portable") run_blocks(block_portable, a, b, M, N, Kw, ep);
+  else TORCH_CHECK(false, "unknown impl '", impl, "'");
+  return out;
+}
+
+// Signs of x [B, C, H, W] (float32) -> words [B, H, W, ceil(C/64)], channel c in bit c%64.
+// With thresholds (a batch norm folded in front of the sign): -1 where x < t[c], or x > t[c]
+// where flip[c] (negative BN scale).
+torch::Tensor pack_nchw(torch::Tensor x, c10::optional<torch::Tensor> threshold, c10::optional<torch::Tensor> flip) {
+  TORCH_CHECK(x.dim() == 4 && x.dtype() == torch::kFloat32, "x must be float32 [B, C, H, W]");
+  x = x.contiguous();
+  const int64_t Bn = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3), Cw = (C + 63) / 64;
+  auto out = torch::zeros({Bn, x.size(2), x.size(3), Cw}, torch::kInt64);
+  const bool thr = threshold && threshold->defined();
+  torch::Tensor t = thr ? threshold->contiguous().to(torch::kFloat32) : torch::zeros({C}, torch::kFloat32);
+  torch::Tensor f = thr && flip && flip->defined() ? flip->contiguous().to(torch::kUInt8) : torch::zeros({C}, torch::kUInt8);
+  const float* xp = x.data_ptr<float>(); const float* tp = t.data_ptr<float>(); const uint8_t* fp = f.data_ptr<uint8_t>();
+  u64* op = reinterpret_cast<u64*>(out.data_ptr<int64_t>());
+  at::parallel_for(0, Bn * Cw, 1, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t b = j / Cw, w = j % Cw;
+      u64* o = op + b * HW * Cw + w;
+      for (int64_t c = w * 64; c < std::min(C, w * 64 + 64); ++c) {
+        const float* row = xp + (b * C + c) * HW;
+        const float tc = tp[c]; const u64 bit = 1ULL << (c % 64);
+        if (fp[c]) { for (int64_t p = 0; p < HW; ++p) o[p * Cw] |= row[p] > tc ? bit : 0; }
+        else       { for (int64_t p = 0; p < HW; ++p) o[p * Cw] |= row[p] < tc ? bit : 0; }
+      }
+    }
+  });
+  return out;
+}
+
+// Packed im2col: words [B, H, W, Cw] -> [B*Ho*Wo, kh*kw*Cw], taps in (ky, kx, word) order;
+// taps in the zero padding are word 0 (+1): xnor_gemm's pad correction removes them.
+torch::Tensor im2col_packed(torch::Tensor xp, int64_t kh, int64_t kw, int64_t stride, int64_t pad) {
+  TORCH_CHECK(xp.dim() == 4 && xp.dtype() == torch::kInt64, "packed input must be int64 [B, H, W, Cw]");
+  xp = xp.contiguous();
+  const int64_t Bn = xp.size(0), H = xp.size(1), W = xp.size(2), Cw = xp.size(3);
+  const int64_t Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
+  auto out = torch::empty({Bn * Ho * Wo, kh * kw * Cw}, torch::kInt64);
+  const int64_t* src = xp.data_ptr<int64_t>(); int64_t* dst = out.data_ptr<int64_t>();
+  at::parallel_for(0, Bn * Ho, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / Ho, oy = r % Ho;
+      for (int64_t ox = 0; ox < Wo; ++ox) {
+        int64_t* d = dst + (r * Wo + ox) * kh * kw * Cw;
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const int64_t iy = oy * stride - pad + ky;
+          for (int64_t kx = 0; kx < kw; ++kx, d += Cw) {
+            const int64_t ix = ox * stride - pad + kx;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W) { for (int64_t w = 0; w < Cw; ++w) d[w] = 0; }
+            else { const int64_t* s = src + ((b * H + iy) * W + ix) * Cw; for (int64_t w = 0; w < Cw; ++w) d[w] = s[w]; }
+          }
+        }
+      }
+    }
+  });
+  return out;
+}
+
+std::string cpu_impl() { return detected(); }
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("xnor_gemm", &xnor_gemm);
+  m.def("pack_nchw", &pack_nchw);
+  m.def("im2col_packed", &im2col_packed);
+  m.def("cpu_impl", &cpu_impl);
+}
