@@ -1,5 +1,8 @@
 """Load the compiled CPU kernels (``csrc/xnor_cpu.cpp``), built by torch's JIT extension
-mechanism at first use into ``.repro/kernels-build`` (REPRO_HOME) and reused afterwards.
+mechanism at first use into torch's extension cache (``~/.cache/torch_extensions``, or
+``TORCH_EXTENSIONS_DIR``) under a name carrying the source's hash, and reused afterwards by
+every working folder and process (about 30-60 s of compiling once; a cache hit takes well
+under a second).
 
 Where no compiler (or ninja) is found, or ``REPRO_KERNELS=torch`` forces it, :func:`extension`
 returns None and the callers use the pure-torch path; the reason is printed once, one line.
@@ -13,11 +16,6 @@ from pathlib import Path
 
 _SOURCE = Path(__file__).parent / "csrc" / "xnor_cpu.cpp"
 _state: dict = {}
-
-
-def build_dir() -> Path:
-    from repro.paths import home
-    return home() / "kernels-build"
 
 
 def extension():
@@ -55,13 +53,17 @@ def _load():
     for tool in ("c++", "ninja"):
         if shutil.which(os.environ.get("CXX", tool) if tool == "c++" else tool) is None and not _ninja_module(tool):
             raise RuntimeError(f"no '{tool}' on PATH")
-    folder = build_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    import hashlib
+
+    import torch
+
     started = time.perf_counter()
+    digest = hashlib.sha256(_SOURCE.read_bytes()).hexdigest()[:10]
     # -fopenmp only so that at::parallel_for's header runs in parallel; the library it needs,
     # libgomp.so.1, is the one torch already loaded (same soname): one OpenMP runtime.
-    module = cpp_extension.load(name="repro_xnor_cpu", sources=[str(_SOURCE)], build_directory=str(folder),
-                                extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False)
+    cpp_extension.load(name=f"repro_xnor_cpu_{digest}", sources=[str(_SOURCE)], is_python_module=False,
+                       extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False)
+    module = torch.ops.repro_xnor  # registered by the library (TORCH_LIBRARY), no Python bindings to compile
     _state["seconds"] = time.perf_counter() - started
     return module
 

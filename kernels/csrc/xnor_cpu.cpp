@@ -7,8 +7,9 @@
 //
 // The ISA is chosen at run time (CPUID): AVX2 nibble-LUT popcount, else scalar POPCNT, else
 // portable. Threads come from torch's own pool (at::parallel_for), never a second OpenMP.
-#include <torch/extension.h>
+#include <ATen/ATen.h>  // not torch/extension.h: half the headers, half the first build
 #include <ATen/Parallel.h>
+#include <torch/library.h>
 #include <cstdint>
 #include <immintrin.h>
 
@@ -126,22 +127,22 @@ const std::string& detected() { static const std::string impl = best_impl(); ret
 }  // namespace
 
 // out = scale[n] * (K - 2 popcount(A[m] ^ B[n]) - pad correction) + bias[n]
-torch::Tensor xnor_gemm(torch::Tensor A, torch::Tensor B, int64_t K, c10::optional<torch::Tensor> scale,
-                        c10::optional<torch::Tensor> bias, c10::optional<torch::Tensor> pad_index,
-                        c10::optional<torch::Tensor> pad_corr, int64_t P, std::string impl) {
-  TORCH_CHECK(A.dtype() == torch::kInt64 && B.dtype() == torch::kInt64, "packed operands must be int64 words");
+at::Tensor xnor_gemm(at::Tensor A, at::Tensor B, int64_t K, c10::optional<at::Tensor> scale,
+                        c10::optional<at::Tensor> bias, c10::optional<at::Tensor> pad_index,
+                        c10::optional<at::Tensor> pad_corr, int64_t P, std::string impl) {
+  TORCH_CHECK(A.dtype() == at::kLong && B.dtype() == at::kLong, "packed operands must be int64 words");
   TORCH_CHECK(A.dim() == 2 && B.dim() == 2 && A.size(1) == B.size(1), "A [M, Kw] and B [N, Kw] must share Kw");
   TORCH_CHECK(A.size(1) * 64 >= K, "K exceeds the packed width");
   A = A.contiguous(); B = B.contiguous();
   const int64_t M = A.size(0), N = B.size(0), Kw = A.size(1);
   TORCH_CHECK(P == 0 || M % P == 0, "M must be a multiple of P");
-  auto out = P ? torch::empty({M / P, N, P}, torch::kFloat32) : torch::empty({M, N}, torch::kFloat32);
-  auto ptr = [](const c10::optional<torch::Tensor>& t) { return t && t->defined() ? t : c10::optional<torch::Tensor>(); };
+  auto out = P ? at::empty({M / P, N, P}, at::kFloat) : at::empty({M, N}, at::kFloat);
+  auto ptr = [](const c10::optional<at::Tensor>& t) { return t && t->defined() ? t : c10::optional<at::Tensor>(); };
   auto sc = ptr(scale), bi = ptr(bias), pi = ptr(pad_index), pc = ptr(pad_corr);
-  torch::Tensor sct = sc ? sc->contiguous().to(torch::kFloat32) : torch::Tensor();
-  torch::Tensor bit = bi ? bi->contiguous().to(torch::kFloat32) : torch::Tensor();
-  torch::Tensor pit = pi ? pi->contiguous().to(torch::kInt32) : torch::Tensor();
-  torch::Tensor pct = pc ? pc->contiguous().to(torch::kInt32) : torch::Tensor();
+  at::Tensor sct = sc ? sc->contiguous().to(at::kFloat) : at::Tensor();
+  at::Tensor bit = bi ? bi->contiguous().to(at::kFloat) : at::Tensor();
+  at::Tensor pit = pi ? pi->contiguous().to(at::kInt) : at::Tensor();
+  at::Tensor pct = pc ? pc->contiguous().to(at::kInt) : at::Tensor();
   Epilogue ep{K, sc ? sct.data_ptr<float>() : nullptr, bi ? bit.data_ptr<float>() : nullptr,
               pi ? pit.data_ptr<int32_t>() : nullptr, pc ? pct.data_ptr<int32_t>() : nullptr,
               N, P, out.data_ptr<float>()};
@@ -158,14 +159,14 @@ torch::Tensor xnor_gemm(torch::Tensor A, torch::Tensor B, int64_t K, c10::option
 // Signs of x [B, C, H, W] (float32) -> words [B, H, W, ceil(C/64)], channel c in bit c%64.
 // With thresholds (a batch norm folded in front of the sign): -1 where x < t[c], or x > t[c]
 // where flip[c] (negative BN scale).
-torch::Tensor pack_nchw(torch::Tensor x, c10::optional<torch::Tensor> threshold, c10::optional<torch::Tensor> flip) {
-  TORCH_CHECK(x.dim() == 4 && x.dtype() == torch::kFloat32, "x must be float32 [B, C, H, W]");
+at::Tensor pack_nchw(at::Tensor x, c10::optional<at::Tensor> threshold, c10::optional<at::Tensor> flip) {
+  TORCH_CHECK(x.dim() == 4 && x.dtype() == at::kFloat, "x must be float32 [B, C, H, W]");
   x = x.contiguous();
   const int64_t Bn = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3), Cw = (C + 63) / 64;
-  auto out = torch::zeros({Bn, x.size(2), x.size(3), Cw}, torch::kInt64);
+  auto out = at::zeros({Bn, x.size(2), x.size(3), Cw}, at::kLong);
   const bool thr = threshold && threshold->defined();
-  torch::Tensor t = thr ? threshold->contiguous().to(torch::kFloat32) : torch::zeros({C}, torch::kFloat32);
-  torch::Tensor f = thr && flip && flip->defined() ? flip->contiguous().to(torch::kUInt8) : torch::zeros({C}, torch::kUInt8);
+  at::Tensor t = thr ? threshold->contiguous().to(at::kFloat) : at::zeros({C}, at::kFloat);
+  at::Tensor f = thr && flip && flip->defined() ? flip->contiguous().to(at::kByte) : at::zeros({C}, at::kByte);
   const float* xp = x.data_ptr<float>(); const float* tp = t.data_ptr<float>(); const uint8_t* fp = f.data_ptr<uint8_t>();
   u64* op = reinterpret_cast<u64*>(out.data_ptr<int64_t>());
   at::parallel_for(0, Bn * Cw, 1, [&](int64_t j0, int64_t j1) {
@@ -185,12 +186,12 @@ torch::Tensor pack_nchw(torch::Tensor x, c10::optional<torch::Tensor> threshold,
 
 // Packed im2col: words [B, H, W, Cw] -> [B*Ho*Wo, kh*kw*Cw], taps in (ky, kx, word) order;
 // taps in the zero padding are word 0 (+1): xnor_gemm's pad correction removes them.
-torch::Tensor im2col_packed(torch::Tensor xp, int64_t kh, int64_t kw, int64_t stride, int64_t pad) {
-  TORCH_CHECK(xp.dim() == 4 && xp.dtype() == torch::kInt64, "packed input must be int64 [B, H, W, Cw]");
+at::Tensor im2col_packed(at::Tensor xp, int64_t kh, int64_t kw, int64_t stride, int64_t pad) {
+  TORCH_CHECK(xp.dim() == 4 && xp.dtype() == at::kLong, "packed input must be int64 [B, H, W, Cw]");
   xp = xp.contiguous();
   const int64_t Bn = xp.size(0), H = xp.size(1), W = xp.size(2), Cw = xp.size(3);
   const int64_t Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
-  auto out = torch::empty({Bn * Ho * Wo, kh * kw * Cw}, torch::kInt64);
+  auto out = at::empty({Bn * Ho * Wo, kh * kw * Cw}, at::kLong);
   const int64_t* src = xp.data_ptr<int64_t>(); int64_t* dst = out.data_ptr<int64_t>();
   at::parallel_for(0, Bn * Ho, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
@@ -213,7 +214,7 @@ torch::Tensor im2col_packed(torch::Tensor xp, int64_t kh, int64_t kw, int64_t st
 
 std::string cpu_impl() { return detected(); }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+TORCH_LIBRARY(repro_xnor, m) {
   m.def("xnor_gemm", &xnor_gemm);
   m.def("pack_nchw", &pack_nchw);
   m.def("im2col_packed", &im2col_packed);
