@@ -156,30 +156,81 @@ at::Tensor xnor_gemm(at::Tensor A, at::Tensor B, int64_t K, c10::optional<at::Te
   return out;
 }
 
+// Packing kernels, one per ISA (so that the compiler vectorizes the compares with AVX2).
+// Channels-first: a block of PB pixels accumulates its words in registers/L1 (contiguous, so
+// the compare-shift-or vectorizes across pixels), then stores them NHWC.
+constexpr int64_t PB = 256;
+#define PACK_BLOCKS(SUFFIX, ATTR)                                                                \
+  ATTR void pack_channels_##SUFFIX(const float* x, const float* t, const uint8_t* f, u64* out,   \
+                                   int64_t C, int64_t HW, int64_t Cw, int64_t b, int64_t w) {    \
+    for (int64_t p0 = 0; p0 < HW; p0 += PB) {                                                    \
+      const int64_t np = std::min(PB, HW - p0);                                                  \
+      u64 acc[PB] = {};                                                                          \
+      for (int64_t c = w * 64; c < std::min(C, w * 64 + 64); ++c) {                             \
+        const float* row = x + (b * C + c) * HW + p0; const float tc = t[c]; const int sh = c % 64; \
+        if (f[c]) for (int64_t i = 0; i < np; ++i) acc[i] |= (u64)(row[i] > tc) << sh;           \
+        else      for (int64_t i = 0; i < np; ++i) acc[i] |= (u64)(row[i] < tc) << sh;           \
+      }                                                                                          \
+      for (int64_t i = 0; i < np; ++i) out[(b * HW + p0 + i) * Cw + w] = acc[i];                 \
+    }                                                                                            \
+  }
+PACK_BLOCKS(avx2, __attribute__((target("avx2"))))
+PACK_BLOCKS(portable, )
+
+void pack_rows_portable(const float* x, const float* t, const uint8_t* f, u64* out, int64_t K, int64_t Kw, int64_t m) {
+  for (int64_t w = 0; w < Kw; ++w) {
+    u64 word = 0;
+    for (int64_t j = w * 64; j < std::min(K, w * 64 + 64); ++j)
+      word |= (u64)(f[j] ? x[m * K + j] > t[j] : x[m * K + j] < t[j]) << (j % 64);
+    out[m * Kw + w] = word;
+  }
+}
+
+// Rows with AVX2: 8 signs per compare + movemask (a flipped channel takes the > compare).
+__attribute__((target("avx2"))) void pack_rows_movemask(const float* x, const float* t, const uint8_t* f, u64* out,
+                                                        int64_t K, int64_t Kw, int64_t m) {
+  const float* xr = x + m * K;
+  int64_t j = 0;
+  for (; j + 8 <= K; j += 8) {
+    __m256 v = _mm256_loadu_ps(xr + j), tv = _mm256_loadu_ps(t + j);
+    __m256 flip = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(f + j))), _mm256_setzero_si256()));
+    __m256 neg = _mm256_blendv_ps(_mm256_cmp_ps(v, tv, _CMP_LT_OQ), _mm256_cmp_ps(v, tv, _CMP_GT_OQ), flip);
+    const u64 bits = (u64)(unsigned)_mm256_movemask_ps(neg);
+    if (j % 64 == 0) out[m * Kw + j / 64] = 0;
+    out[m * Kw + j / 64] |= bits << (j % 64);
+  }
+  for (; j < K; ++j) {
+    if (j % 64 == 0) out[m * Kw + j / 64] = 0;
+    out[m * Kw + j / 64] |= (u64)(f[j] ? xr[j] > t[j] : xr[j] < t[j]) << (j % 64);
+  }
+}
+
 // Signs of x [B, C, H, W] (float32) -> words [B, H, W, ceil(C/64)], channel c in bit c%64.
 // With thresholds (a batch norm folded in front of the sign): -1 where x < t[c], or x > t[c]
-// where flip[c] (negative BN scale).
+// where flip[c] (negative BN scale). H = W = 1 is a plain [B, C] matrix packed by rows.
 at::Tensor pack_nchw(at::Tensor x, c10::optional<at::Tensor> threshold, c10::optional<at::Tensor> flip) {
   TORCH_CHECK(x.dim() == 4 && x.dtype() == at::kFloat, "x must be float32 [B, C, H, W]");
   x = x.contiguous();
   const int64_t Bn = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3), Cw = (C + 63) / 64;
-  auto out = at::zeros({Bn, x.size(2), x.size(3), Cw}, at::kLong);
+  auto out = at::empty({Bn, x.size(2), x.size(3), Cw}, at::kLong);
   const bool thr = threshold && threshold->defined();
   at::Tensor t = thr ? threshold->contiguous().to(at::kFloat) : at::zeros({C}, at::kFloat);
   at::Tensor f = thr && flip && flip->defined() ? flip->contiguous().to(at::kByte) : at::zeros({C}, at::kByte);
   const float* xp = x.data_ptr<float>(); const float* tp = t.data_ptr<float>(); const uint8_t* fp = f.data_ptr<uint8_t>();
   u64* op = reinterpret_cast<u64*>(out.data_ptr<int64_t>());
+  const bool avx2 = detected() == "avx2";
+  if (HW == 1) {
+    at::parallel_for(0, Bn, 64, [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m)
+        avx2 ? pack_rows_movemask(xp, tp, fp, op, C, Cw, m) : pack_rows_portable(xp, tp, fp, op, C, Cw, m);
+    });
+    return out;
+  }
   at::parallel_for(0, Bn * Cw, 1, [&](int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; ++j) {
-      const int64_t b = j / Cw, w = j % Cw;
-      u64* o = op + b * HW * Cw + w;
-      for (int64_t c = w * 64; c < std::min(C, w * 64 + 64); ++c) {
-        const float* row = xp + (b * C + c) * HW;
-        const float tc = tp[c]; const u64 bit = 1ULL << (c % 64);
-        if (fp[c]) { for (int64_t p = 0; p < HW; ++p) o[p * Cw] |= row[p] > tc ? bit : 0; }
-        else       { for (int64_t p = 0; p < HW; ++p) o[p * Cw] |= row[p] < tc ? bit : 0; }
-      }
-    }
+    for (int64_t j = j0; j < j1; ++j)
+      avx2 ? pack_channels_avx2(xp, tp, fp, op, C, HW, Cw, j / Cw, j % Cw)
+           : pack_channels_portable(xp, tp, fp, op, C, HW, Cw, j / Cw, j % Cw);
   });
   return out;
 }
