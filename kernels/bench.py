@@ -143,7 +143,7 @@ def _gemm_ops(shape: Shape, generator: torch.Generator):
 def _conv_ops(shape: Shape, generator: torch.Generator):
     x = torch.randn(1, shape.cin, shape.size, shape.size, generator=generator)
     w = torch.randn(shape.cout, shape.cin, shape.kernel, shape.kernel, generator=generator)
-    packed = ops.PackedConvWeight(w, shape.stride, shape.padding, scale=w.abs().mean((1, 2, 3)))
+    packed = ops.PackedConvWeight.from_weight(w, shape.stride, shape.padding, scale=w.abs().mean((1, 2, 3)))
     return (lambda: ops.binary_conv2d(x, packed)), (lambda: F.conv2d(x, w, stride=shape.stride, padding=shape.padding)), \
         packed.bits.numel() * 8, w.numel() * 4, "F.conv2d fp32"
 
@@ -181,3 +181,116 @@ def format_row(row: Row) -> str:
     ceiling = f"{row.ceiling_ratio:.1f}x" if row.ceiling_ratio else "-"
     return (f"{row.name:<38} {row.m:>6} {row.k:>6} {row.n:>5} {row.binary_ms:>10.3f} {row.baseline_ms:>9.3f} "
             f"{row.ratio:>5.2f}x {row.binary_gmacs:>10.1f} {row.baseline_gflops:>12.1f} {row.memory_ratio:>7.1f}x {ceiling:>7}")
+
+
+def _bytes_of(module: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
+
+
+def _saved_bytes(state: dict) -> int:
+    import io
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.tell()
+
+
+def bench_model(config: dict, binary_model: torch.nn.Module, threads: int = 1, pairs: int = 5,
+                echo: Callable[[str], None] | None = None) -> list[Row]:
+    """End to end at batch 1: the packed model against the float model of the same architecture
+    (the row's config with ``conv.binary = False``, a real-valued network of the same shapes),
+    and against the PyTorch binary model it was packed from (float convs of +-1 values)."""
+    import copy
+
+    from .export import build
+    from .packed import pack_model
+
+    torch.set_num_threads(threads)
+    packed = copy.deepcopy(binary_model)
+    units = pack_model(packed)
+    float_config = copy.deepcopy(config)
+    float_config["conv"]["binary"] = False
+    float_model = build(float_config)
+    size = config["data"]["input_size"]
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    backend = ops.backend()
+    rows = []
+    with torch.inference_mode():
+        max_diff = max((a - b).abs().max().item() for a, b in zip(packed(x), binary_model(x)))
+        for baseline_name, baseline in (("float32 model (same architecture)", float_model),
+                                        ("PyTorch binary model (float convs)", binary_model)):
+            tb, tf, ratio = paired_times(lambda: packed(x), lambda: baseline(x), pairs, min_sample_s=0.0)
+            model_cfg = config["model"]
+            name = f"{model_cfg['name']} {model_cfg.get('block', '')} f{model_cfg.get('features')} d{model_cfg.get('depth')} s{model_cfg.get('stacks')} @{size}"
+            row = Row("model", name, {"input": [1, 3, size, size], **{k: v for k, v in model_cfg.items() if v is not None}},
+                      0, 0, 0, baseline_name, f"cpu ({platform.processor() or platform.machine()})", threads, backend,
+                      tb * 1e3, tf * 1e3, ratio, 0.0, 0.0, _saved_bytes(packed.state_dict()),
+                      _saved_bytes(binary_model.state_dict()), 0.0, None, pairs,
+                      {"packed_units": units, "max_abs_diff_vs_pytorch_binary": max_diff,
+                       "memory_packed_model_bytes": _bytes_of(packed), "memory_baseline_model_bytes": _bytes_of(baseline),
+                       "row": config["run"]})
+            row.memory_ratio = row.float_weight_bytes / row.packed_weight_bytes
+            rows.append(row)
+            if echo:
+                echo(f"{name}: packed {tb * 1e3:.1f} ms vs {baseline_name} {tf * 1e3:.1f} ms: {ratio:.2f}x faster; "
+                     f"in memory {_bytes_of(packed) / 1e6:.2f} MB vs {_bytes_of(baseline) / 1e6:.2f} MB; "
+                     f"file {row.packed_weight_bytes / 1e6:.2f} MB vs float32 state dict {row.float_weight_bytes / 1e6:.2f} MB "
+                     f"({row.memory_ratio:.1f}x); max |packed - PyTorch binary| = {max_diff:.2e}")
+    return rows
+
+
+def store(rows: list[Row], db_url: str | None) -> None:
+    import socket
+
+    from repro import db as dbm
+
+    with dbm.session(db_url) as db:
+        for row in rows:
+            db.add(dbm.KernelBenchRecord(
+                host=socket.gethostname(), device=row.device, threads=row.threads, backend=row.backend, kind=row.kind,
+                name=row.name, shape={**row.shape, "M": row.m, "K": row.k, "N": row.n} if row.kind != "model" else row.shape,
+                baseline=row.baseline, binary_ms=row.binary_ms, baseline_ms=row.baseline_ms, ratio=row.ratio,
+                binary_gmacs=row.binary_gmacs or None, packed_bytes=row.packed_weight_bytes,
+                float_bytes=row.float_weight_bytes, ceiling_ratio=row.ceiling_ratio, extra={"pairs": row.pairs, **row.extra}))
+        db.commit()
+
+
+def stored(db_url: str | None) -> list:
+    """The latest stored row per (kind, name, baseline, device, threads)."""
+    from sqlalchemy import select
+
+    from repro import db as dbm
+
+    with dbm.session(db_url) as db:
+        records = list(db.scalars(select(dbm.KernelBenchRecord).order_by(dbm.KernelBenchRecord.id)))
+    latest = {}
+    for r in records:
+        latest[(r.kind, r.name, r.baseline, r.device, r.threads)] = r
+    return list(latest.values())
+
+
+def render_stored(records: list) -> str:
+    """Measured ratios beside the papers' efficiency claims."""
+    lines = []
+    if not records:
+        lines.append("no kernel benchmarks stored yet: run 'repro kernels bench' (and 'repro kernels bench-model')")
+    else:
+        lines.append(f"{'kind':<6} {'shape':<40} {'baseline':<36} {'threads':>7} {'backend':<8} {'binary ms':>10} {'base ms':>9} {'ratio':>7} {'memory':>7} {'ceiling':>7}")
+        for r in records:
+            memory = f"{r.float_bytes / r.packed_bytes:.1f}x" if r.packed_bytes else "-"
+            ceiling = f"{r.ceiling_ratio:.1f}x" if r.ceiling_ratio else "-"
+            lines.append(f"{r.kind:<6} {r.name[:40]:<40} {r.baseline[:36]:<36} {r.threads:>7} {r.backend:<8} {r.binary_ms:>10.3f} "
+                         f"{r.baseline_ms:>9.3f} {r.ratio:>6.2f}x {memory:>7} {ceiling:>7}")
+        speed = [r.ratio for r in records if r.kind in ("gemm", "conv")]
+        memory = [r.float_bytes / r.packed_bytes for r in records if r.kind in ("gemm", "conv") and r.packed_bytes]
+        models = [r for r in records if r.kind == "model" and r.baseline.startswith("float32")]
+        lines.append("")
+        lines.append(f"measured: layer speed ratio {min(speed):.2f}x .. {max(speed):.2f}x (median {statistics.median(speed):.2f}x); "
+                     f"binary-layer weight memory {min(memory):.1f}x .. {max(memory):.1f}x" if speed else "measured: no layer rows")
+        for r in models:
+            lines.append(f"measured: {r.name}: packed model {r.ratio:.2f}x the float model's speed, "
+                         f"file {r.float_bytes / r.packed_bytes:.1f}x smaller than the float32 state dict")
+    lines.append("")
+    lines.append("Published efficiency claims (shared/papers/FACTS.md):")
+    for paper, text, _, value in CLAIMS:
+        lines.append(f"  {paper:<10} {text}")
+    return "\n".join(lines)

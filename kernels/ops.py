@@ -93,18 +93,23 @@ def padding_correction(tap_sums: torch.Tensor, height: int, width: int, stride: 
 
 
 class PackedConvWeight:
-    """A binary conv's weights packed once: sign bits, the scale, and what padding needs."""
+    """A binary conv's weights packed once: sign bits ``[O, kh*kw*Cw]``, the +-1 weights summed
+    over input channels per tap ``[O, kh, kw]`` (for the padding correction), scale and bias."""
 
-    def __init__(self, weight: torch.Tensor, stride: int = 1, padding: int = 0,
-                 scale: torch.Tensor | None = None, bias: torch.Tensor | None = None):
-        self.out_channels, self.in_channels, self.kh, self.kw = weight.shape
-        self.stride, self.padding = stride, padding
-        self.bits = packing.pack_conv_weight(weight)
-        signs = torch.where(weight < 0, -1, 1).to(torch.int32)
-        self.tap_sums = signs.sum(1)
-        self.k = self.in_channels * self.kh * self.kw
+    def __init__(self, bits: torch.Tensor, tap_sums: torch.Tensor, in_channels: int, stride: int = 1,
+                 padding: int = 0, scale: torch.Tensor | None = None, bias: torch.Tensor | None = None):
+        self.bits, self.tap_sums = bits, tap_sums
+        self.out_channels, self.kh, self.kw = tap_sums.shape
+        self.in_channels, self.stride, self.padding = in_channels, stride, padding
+        self.k = in_channels * self.kh * self.kw
         self.scale, self.bias = scale, bias
         self._corrections: dict[tuple[int, int], tuple] = {}
+
+    @classmethod
+    def from_weight(cls, weight: torch.Tensor, stride: int = 1, padding: int = 0,
+                    scale: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> "PackedConvWeight":
+        tap_sums = torch.where(weight < 0, -1, 1).to(torch.int32).sum(1)
+        return cls(packing.pack_conv_weight(weight), tap_sums, weight.shape[1], stride, padding, scale, bias)
 
     def correction(self, height: int, width: int):
         key = (height, width)

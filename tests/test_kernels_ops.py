@@ -63,7 +63,7 @@ def test_binary_conv2d_equals_float_conv_with_zero_padding(gen, impl, geometry):
     x, weight = torch.randn(b, c, h, w, generator=gen), torch.randn(o, c, k, k, generator=gen)
     x[0, 0, 0, 0] = 0.0
     expected = F.conv2d(torch.where(x >= 0, 1.0, -1.0), torch.where(weight >= 0, 1.0, -1.0), stride=stride, padding=pad)
-    out = ops.binary_conv2d(x, ops.PackedConvWeight(weight, stride, pad), impl=impl)
+    out = ops.binary_conv2d(x, ops.PackedConvWeight.from_weight(weight, stride, pad), impl=impl)
     assert torch.equal(out, expected)
 
 
@@ -74,7 +74,7 @@ def test_matches_the_project_binary_layer(gen):
     with torch.no_grad():
         expected = layer(x)
         alpha = layer.weight.abs().mean(dim=(1, 2, 3))
-    out = ops.binary_conv2d(x, ops.PackedConvWeight(layer.weight.detach(), 1, 1, scale=alpha))
+    out = ops.binary_conv2d(x, ops.PackedConvWeight.from_weight(layer.weight.detach(), 1, 1, scale=alpha))
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     # The integers before scaling are exact.
     assert torch.equal(torch.round(out / alpha.view(1, -1, 1, 1)), torch.round(expected / alpha.view(1, -1, 1, 1)))
