@@ -25,14 +25,19 @@ struct Epilogue {
   const int32_t* pad_corr;   // [*, N] sum of the +-1 weights over the padded taps
   int64_t N, P;          // P > 0: output is [M/P, N, P] (NCHW); P == 0: [M, N]
   float* out;
-  inline void store(int64_t m, int64_t n, int64_t popc) const {
-    int64_t v = K - 2 * popc;
-    int64_t p = P ? m % P : m;
-    if (pad_index) { int32_t r = pad_index[p]; if (r >= 0) v -= pad_corr[(int64_t)r * N + n]; }
-    float y = (float)v;
-    if (scale) y *= scale[n];
-    if (bias) y += bias[n];
-    if (P) out[(m / P) * N * P + n * P + p] = y; else out[m * N + n] = y;
+  // Row m, columns n .. n+count-1 from their popcounts; one division per row, not per element.
+  inline void store(int64_t m, int64_t n, const int64_t* popc, int count) const {
+    const int64_t img = P ? m / P : 0, p = P ? m - img * P : m, stride = P ? P : 1;
+    const int32_t r = pad_index ? pad_index[p] : -1;
+    float* o = P ? out + img * N * P + p : out + m * N;
+    for (int c = 0; c < count; ++c) {
+      int64_t v = K - 2 * popc[c];
+      if (r >= 0) v -= pad_corr[(int64_t)r * N + n + c];
+      float y = (float)v;
+      if (scale) y *= scale[n + c];
+      if (bias) y += bias[n + c];
+      o[(n + c) * stride] = y;
+    }
   }
 };
 
@@ -47,7 +52,7 @@ constexpr int64_t MB = 64;  // rows of A per task: the A block stays in L1/L2 wh
       for (int64_t m = m0; m < m1; ++m) {                                                        \
         const u64* a = A + m * Kw; const u64* b = B + n * Kw; int64_t c = 0;                     \
         for (int64_t k = 0; k < Kw; ++k) c += __builtin_popcountll(a[k] ^ b[k]);                 \
-        ep.store(m, n, c);                                                                       \
+        ep.store(m, n, &c, 1);                                                                   \
       }                                                                                          \
   }
 SCALAR_BLOCK(block_popcnt, __attribute__((target("popcnt"))))
@@ -71,21 +76,26 @@ AVX2 inline __m256i pop_bytes(__m256i v, __m256i lut, __m256i low) {
   return _mm256_add_epi8(lo, hi);
 }
 
-AVX2 inline int64_t hsum(__m256i bytes) {
-  __m256i s = _mm256_sad_epu8(bytes, _mm256_setzero_si256());
-  __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-  return _mm_cvtsi128_si64(t) + _mm_extract_epi64(t, 1);
+// Sums of the byte counts of 4 accumulators -> one vector of 4 int64 (shuffles, not 4 hsums).
+AVX2 inline __m256i hsum4(const __m256i* acc) {
+  const __m256i z = _mm256_setzero_si256();
+  __m256i s0 = _mm256_sad_epu8(acc[0], z), s1 = _mm256_sad_epu8(acc[1], z);
+  __m256i s2 = _mm256_sad_epu8(acc[2], z), s3 = _mm256_sad_epu8(acc[3], z);
+  __m256i t01 = _mm256_add_epi64(_mm256_unpacklo_epi64(s0, s1), _mm256_unpackhi_epi64(s0, s1));
+  __m256i t23 = _mm256_add_epi64(_mm256_unpacklo_epi64(s2, s3), _mm256_unpackhi_epi64(s2, s3));
+  return _mm256_add_epi64(_mm256_permute2x128_si256(t01, t23, 0x20), _mm256_permute2x128_si256(t01, t23, 0x31));
 }
 
 template <int R, int C>
 AVX2 inline void tile(const u64* A, const u64* B, int64_t Kw, int64_t m, int64_t n, const Epilogue& ep) {
+  static_assert(C == 1 || C == 4, "tiles are 4 columns wide, or 1 for the remainder");
   const __m256i lut = _mm256_setr_epi8(0,1,1,2,1,2,2,3,1,2,2,3,2,3,3,4, 0,1,1,2,1,2,2,3,1,2,2,3,2,3,3,4);
   const __m256i low = _mm256_set1_epi8(0x0f);
-  int64_t total[R][C] = {};
+  alignas(32) int64_t total[R][4] = {};
   const int64_t chunks = Kw / 4;
   for (int64_t c0 = 0; c0 < chunks; c0 += 31) {
-    __m256i acc[R][C];
-    for (int r = 0; r < R; ++r) for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_si256();
+    __m256i acc[R][4];
+    for (int r = 0; r < R; ++r) for (int c = 0; c < 4; ++c) acc[r][c] = _mm256_setzero_si256();
     const int64_t c1 = std::min(chunks, c0 + 31);
     for (int64_t k = c0 * 4; k < c1 * 4; k += 4) {
       __m256i a[R];
@@ -96,12 +106,15 @@ AVX2 inline void tile(const u64* A, const u64* B, int64_t Kw, int64_t m, int64_t
           acc[r][c] = _mm256_add_epi8(acc[r][c], pop_bytes(_mm256_xor_si256(a[r], b), lut, low));
       }
     }
-    for (int r = 0; r < R; ++r) for (int c = 0; c < C; ++c) total[r][c] += hsum(acc[r][c]);
+    for (int r = 0; r < R; ++r) {
+      __m256i sum = _mm256_add_epi64(_mm256_load_si256((const __m256i*)total[r]), hsum4(acc[r]));
+      _mm256_store_si256((__m256i*)total[r], sum);
+    }
   }
   for (int64_t k = chunks * 4; k < Kw; ++k)  // the last 0-3 words
     for (int r = 0; r < R; ++r) for (int c = 0; c < C; ++c)
       total[r][c] += _mm_popcnt_u64(A[(m + r) * Kw + k] ^ B[(n + c) * Kw + k]);
-  for (int r = 0; r < R; ++r) for (int c = 0; c < C; ++c) ep.store(m + r, n + c, total[r][c]);
+  for (int r = 0; r < R; ++r) ep.store(m + r, n, total[r], C);
 }
 
 AVX2 void block_avx2(const u64* A, const u64* B, int64_t m0, int64_t m1, int64_t N, int64_t Kw, const Epilogue& ep) {
