@@ -234,7 +234,8 @@ def bench_model(config: dict, binary_model: torch.nn.Module, threads: int = 1, p
                 echo(f"{name}: packed {tb * 1e3:.1f} ms vs {baseline_name} {tf * 1e3:.1f} ms: {ratio:.2f}x faster; "
                      f"in memory {_bytes_of(packed) / 1e6:.2f} MB vs {_bytes_of(baseline) / 1e6:.2f} MB; "
                      f"file {row.packed_weight_bytes / 1e6:.2f} MB vs float32 state dict {row.float_weight_bytes / 1e6:.2f} MB "
-                     f"({row.memory_ratio:.1f}x); max |packed - PyTorch binary| = {max_diff:.2e}")
+                     f"({row.memory_ratio:.1f}x); max |packed - PyTorch binary| = {max_diff:.2e} (each unit agrees to float "
+                     f"rounding; through many layers a rounding that moves a value across a sign threshold can flip it)")
     return rows
 
 
