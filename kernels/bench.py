@@ -136,8 +136,10 @@ def _gemm_ops(shape: Shape, generator: torch.Generator):
     x, w = torch.randn(m, k, generator=generator), torch.randn(k, n, generator=generator)
     wp = packing.pack_rows(w.T.contiguous())  # weights packed once
     scale = w.abs().mean(0)
+    xp = ops.pack_rows(x)
+    kernel_only = lambda: ops.xnor_gemm(xp, wp, k, scale)  # noqa: E731
     return (lambda: ops.xnor_gemm(ops.pack_rows(x), wp, k, scale)), (lambda: torch.matmul(x, w)), \
-        wp.numel() * 8, w.numel() * 4, "torch.matmul fp32"
+        wp.numel() * 8, w.numel() * 4, "torch.matmul fp32", kernel_only
 
 
 def _conv_ops(shape: Shape, generator: torch.Generator):
@@ -145,7 +147,7 @@ def _conv_ops(shape: Shape, generator: torch.Generator):
     w = torch.randn(shape.cout, shape.cin, shape.kernel, shape.kernel, generator=generator)
     packed = ops.PackedConvWeight.from_weight(w, shape.stride, shape.padding, scale=w.abs().mean((1, 2, 3)))
     return (lambda: ops.binary_conv2d(x, packed)), (lambda: F.conv2d(x, w, stride=shape.stride, padding=shape.padding)), \
-        packed.bits.numel() * 8, w.numel() * 4, "F.conv2d fp32"
+        packed.bits.numel() * 8, w.numel() * 4, "F.conv2d fp32", None
 
 
 def run(device: str = "cpu", threads: int = 1, pairs: int = 7, only: str | None = None,
@@ -159,17 +161,24 @@ def run(device: str = "cpu", threads: int = 1, pairs: int = 7, only: str | None 
             if only and only not in shape.name:
                 continue
             make = _gemm_ops if shape.kind == "gemm" else _conv_ops
-            binary, baseline, packed_bytes, float_bytes, baseline_name = make(shape, generator)
+            binary, baseline, packed_bytes, float_bytes, baseline_name, kernel_only = make(shape, generator)
             tb, tf, ratio = paired_times(binary, baseline, pairs)
+            extra = {}
+            if kernel_only is not None:  # a GEMM row: also the kernel alone, A already packed
+                tk, _, ratio_k = paired_times(kernel_only, baseline, pairs)
+                extra = {"kernel_only_ms": tk * 1e3, "kernel_only_ratio": ratio_k}
             m, k, n = shape.gemm_dims()
             macs = m * k * n
             row = Row(shape.kind, shape.name, {key: v for key, v in asdict(shape).items() if v and key not in ("kind", "name")},
                       m, k, n, baseline_name, f"cpu ({platform.processor() or platform.machine()})", threads, backend,
                       tb * 1e3, tf * 1e3, ratio, macs / tb / 1e9, 2 * macs / tf / 1e9, packed_bytes, float_bytes,
-                      float_bytes / packed_bytes, CEILING_RATIO.get(backend), pairs)
+                      float_bytes / packed_bytes, CEILING_RATIO.get(backend), pairs, extra)
             rows.append(row)
             if echo:
                 echo(format_row(row))
+                if extra:
+                    echo(f"{'':<4}(kernel alone, activations already packed: {extra['kernel_only_ms']:.3f} ms, "
+                         f"{extra['kernel_only_ratio']:.2f}x)")
     return rows
 
 
