@@ -107,19 +107,26 @@ class Row:
     extra: dict = field(default_factory=dict)
 
 
+def clock(threads: int) -> tuple[Callable[[], float], str]:
+    """One thread: the thread's CPU time, so that time the scheduler gives to the other users of
+    the shared cores is not counted (torch and the kernels run a 1-thread op in the calling
+    thread). More threads: wall time (CPU time would count the pool's spinning)."""
+    return (time.thread_time, "thread CPU time") if threads == 1 else (time.perf_counter, "wall time")
+
+
 def paired_times(binary: Callable[[], object], baseline: Callable[[], object], pairs: int,
-                 min_sample_s: float = 0.02) -> tuple[float, float, float]:
+                 min_sample_s: float = 0.02, timer: Callable[[], float] = time.perf_counter) -> tuple[float, float, float]:
     """Median binary and baseline seconds per call and the median paired ratio."""
     binary(), baseline()  # warm up (first-call allocations, packing caches)
-    start = time.perf_counter()
+    start = timer()
     baseline()
-    reps = max(1, int(min_sample_s / max(time.perf_counter() - start, 1e-6)))
+    reps = max(1, int(min_sample_s / max(timer() - start, 1e-6)))
 
     def sample(fn):
-        t0 = time.perf_counter()
+        t0 = timer()
         for _ in range(reps):
             fn()
-        return (time.perf_counter() - t0) / reps
+        return (timer() - t0) / reps
 
     tb, tf, ratios = [], [], []
     for i in range(pairs):
@@ -154,6 +161,7 @@ def run(device: str = "cpu", threads: int = 1, pairs: int = 7, only: str | None 
         echo: Callable[[str], None] | None = None) -> list[Row]:
     torch.set_num_threads(threads)
     backend = ops.backend()
+    timer, clock_name = clock(threads)
     generator = torch.Generator().manual_seed(0)
     rows = []
     with torch.inference_mode():
@@ -162,11 +170,11 @@ def run(device: str = "cpu", threads: int = 1, pairs: int = 7, only: str | None 
                 continue
             make = _gemm_ops if shape.kind == "gemm" else _conv_ops
             binary, baseline, packed_bytes, float_bytes, baseline_name, kernel_only = make(shape, generator)
-            tb, tf, ratio = paired_times(binary, baseline, pairs)
-            extra = {}
+            tb, tf, ratio = paired_times(binary, baseline, pairs, timer=timer)
+            extra = {"clock": clock_name}
             if kernel_only is not None:  # a GEMM row: also the kernel alone, A already packed
-                tk, _, ratio_k = paired_times(kernel_only, baseline, pairs)
-                extra = {"kernel_only_ms": tk * 1e3, "kernel_only_ratio": ratio_k}
+                tk, _, ratio_k = paired_times(kernel_only, baseline, pairs, timer=timer)
+                extra.update(kernel_only_ms=tk * 1e3, kernel_only_ratio=ratio_k)
             m, k, n = shape.gemm_dims()
             macs = m * k * n
             row = Row(shape.kind, shape.name, {key: v for key, v in asdict(shape).items() if v and key not in ("kind", "name")},
@@ -176,7 +184,7 @@ def run(device: str = "cpu", threads: int = 1, pairs: int = 7, only: str | None 
             rows.append(row)
             if echo:
                 echo(format_row(row))
-                if extra:
+                if "kernel_only_ms" in extra:
                     echo(f"{'':<4}(kernel alone, activations already packed: {extra['kernel_only_ms']:.3f} ms, "
                          f"{extra['kernel_only_ratio']:.2f}x)")
     return rows
@@ -222,19 +230,20 @@ def bench_model(config: dict, binary_model: torch.nn.Module, threads: int = 1, p
     size = config["data"]["input_size"]
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     backend = ops.backend()
+    timer, clock_name = clock(threads)
     rows = []
     with torch.inference_mode():
         max_diff = max((a - b).abs().max().item() for a, b in zip(packed(x), binary_model(x)))
         for baseline_name, baseline in (("float32 model (same architecture)", float_model),
                                         ("PyTorch binary model (float convs)", binary_model)):
-            tb, tf, ratio = paired_times(lambda: packed(x), lambda: baseline(x), pairs, min_sample_s=0.0)
+            tb, tf, ratio = paired_times(lambda: packed(x), lambda: baseline(x), pairs, min_sample_s=0.0, timer=timer)
             model_cfg = config["model"]
             name = f"{model_cfg['name']} {model_cfg.get('block', '')} f{model_cfg.get('features')} d{model_cfg.get('depth')} s{model_cfg.get('stacks')} @{size}"
             row = Row("model", name, {"input": [1, 3, size, size], **{k: v for k, v in model_cfg.items() if v is not None}},
                       0, 0, 0, baseline_name, f"cpu ({platform.processor() or platform.machine()})", threads, backend,
                       tb * 1e3, tf * 1e3, ratio, 0.0, 0.0, _saved_bytes(packed.state_dict()),
                       _saved_bytes(binary_model.state_dict()), 0.0, None, pairs,
-                      {"packed_units": units, "max_abs_diff_vs_pytorch_binary": max_diff,
+                      {"clock": clock_name, "packed_units": units, "max_abs_diff_vs_pytorch_binary": max_diff,
                        "memory_packed_model_bytes": _bytes_of(packed), "memory_baseline_model_bytes": _bytes_of(baseline),
                        "row": config["run"]})
             row.memory_ratio = row.float_weight_bytes / row.packed_weight_bytes

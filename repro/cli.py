@@ -142,8 +142,8 @@ def cmd_kernels_bench(args) -> None:
     echo = print if args.format == "text" else None
     if echo:
         from kernels import ops
-        echo(f"binary (kernels: {ops.backend()}) vs float32 torch on cpu, {args.threads} thread(s); "
-             f"medians of {args.pairs} alternating pairs; ratio = float time / binary time")
+        echo(f"binary (kernels: {ops.backend()}) vs float32 torch on cpu, {args.threads} thread(s), "
+             f"{bench.clock(args.threads)[1]}; medians of {args.pairs} alternating pairs; ratio = float time / binary time")
         echo(bench.HEADER)
     rows = bench.run(args.device, args.threads, args.pairs, args.only, echo=echo)
     if not rows:
@@ -178,7 +178,7 @@ def cmd_kernels_bench_model(args) -> None:
     echo = print if args.format == "text" else None
     if echo:
         echo(f"{args.paper} table {args.table} row {args.row} at profile {args.profile}, {source}; batch 1, "
-             f"{args.threads} thread(s), medians of {args.pairs} alternating pairs")
+             f"{args.threads} thread(s), {bench.clock(args.threads)[1]}, medians of {args.pairs} alternating pairs")
     rows = bench.bench_model(config, model, args.threads, args.pairs, echo=echo)
     bench.store(rows, args.db)
     if args.format == "json":
