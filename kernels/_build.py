@@ -47,16 +47,15 @@ def build_seconds() -> float | None:
 
 
 def _load():
+    import hashlib
     import shutil
+
+    import torch
     from torch.utils import cpp_extension
 
     for tool in ("c++", "ninja"):
         if shutil.which(os.environ.get("CXX", tool) if tool == "c++" else tool) is None and not _ninja_module(tool):
             raise RuntimeError(f"no '{tool}' on PATH")
-    import hashlib
-
-    import torch
-
     started = time.perf_counter()
     digest = hashlib.sha256(_SOURCE.read_bytes()).hexdigest()[:10]
     # -fopenmp only so that at::parallel_for's header runs in parallel; the library it needs,
