@@ -1,4 +1,4 @@
-"""The ``repro`` command: list, run, compare, status.
+"""The ``repro`` command: list, run, compare, status, export, kernels.
 
 Every user mistake ends in one line ``repro: error: ...`` and exit status 2, before the
 database is touched.
@@ -65,7 +65,138 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="runs and their states")
     p.add_argument("--db")
     p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("export", help="pack a finished binary run's model into 1-bit weights for the kernels")
+    _add_run_arguments(p, default_profile="proxy")
+    p.add_argument("--out", help="packed file (default: .repro/packed/<paper>-<table>-<row>-<profile>-s<seed>.pt)")
+    p.set_defaults(handler=cmd_export)
+
+    kernels = sub.add_parser("kernels", help="binary XNOR-popcount kernels: benchmarks and stored results")
+    ksub = kernels.add_subparsers(dest="kernels_command", required=True, parser_class=_Parser)
+    p = ksub.add_parser("bench", help="binary GEMM / conv vs float32 BLAS at the papers' layer shapes")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch / kernel threads (default: 1)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--pairs", type=int, default=7, help="alternating binary/baseline pairs per shape (default: 7)")
+    p.add_argument("--only", help="only the shapes whose name contains this text")
+    p.add_argument("--db")
+    p.set_defaults(handler=cmd_kernels_bench)
+    p = ksub.add_parser("bench-model", help="packed binary model vs the float model: latency, memory, file size")
+    _add_run_arguments(p, default_profile="paper")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--pairs", type=int, default=5)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=cmd_kernels_bench_model)
+    p = ksub.add_parser("show", help="stored kernel benchmarks beside the papers' efficiency claims")
+    p.add_argument("--db")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=cmd_kernels_show)
     return parser
+
+
+def _add_run_arguments(p: argparse.ArgumentParser, default_profile: str) -> None:
+    p.add_argument("--paper", required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument("--row", required=True)
+    p.add_argument("--profile", default=default_profile)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--db")
+
+
+def cmd_export(args) -> None:
+    from pathlib import Path
+
+    from kernels.export import export, find_run
+
+    from .paths import home
+    from .plugins import get_paper
+
+    get_paper(args.paper).table(args.table).row(args.row)  # validates the names
+    run = find_run(args.paper, args.table, args.row, args.profile, args.seed, args.db)
+    out = Path(args.out) if args.out else home() / "packed" / f"{args.paper}-{args.table}-{args.row}-{args.profile}-s{args.seed}.pt"
+    info = export(run, out)
+    print(f"packed {info['packed_units']} binary conv units of run {run.hash} into {info['path']}: "
+          f"{info['packed_bytes'] / 1e6:.3f} MB vs {info['float_bytes'] / 1e6:.3f} MB float32 state dict "
+          f"({info['float_bytes'] / info['packed_bytes']:.1f}x smaller)")
+
+
+def _check_threads(threads: int) -> None:
+    if threads < 1:
+        raise ReproError(f"--threads must be at least 1, got {threads}")
+
+
+def cmd_kernels_bench(args) -> None:
+    import dataclasses
+
+    import torch
+
+    from kernels import bench
+
+    _check_threads(args.threads)
+    if args.pairs < 1:
+        raise ReproError(f"--pairs must be at least 1, got {args.pairs}")
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise ReproError("--device cuda: no CUDA device on this machine (the GPU kernels need one)")
+        raise ReproError("--device cuda: the GPU benchmarks are not written yet (kernels.cuda has a CUDA-core GEMM, tested by tests/test_kernels_cuda.py)")
+    echo = print if args.format == "text" else None
+    if echo:
+        from kernels import ops
+        echo(f"binary (kernels: {ops.backend()}) vs float32 torch on cpu, {args.threads} thread(s), "
+             f"{bench.clock(args.threads)[1]}; medians of {args.pairs} alternating pairs; ratio = float time / binary time")
+        echo(bench.HEADER)
+    rows = bench.run(args.device, args.threads, args.pairs, args.only, echo=echo)
+    if not rows:
+        raise ReproError(f"no benchmark shape matches --only '{args.only}'")
+    bench.store(rows, args.db)
+    if args.format == "json":
+        print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+
+
+def cmd_kernels_bench_model(args) -> None:
+    import dataclasses
+    import math
+
+    import torch
+
+    from kernels import bench
+    from kernels.export import build, find_run, load_trained
+
+    from .config import resolve
+    from .plugins import get_paper
+
+    _check_threads(args.threads)
+    table = get_paper(args.paper).table(args.table)
+    config = resolve(table, table.row(args.row), args.profile, args.seed).config
+    if not config.get("conv", {}).get("binary"):
+        raise ReproError(f"row '{args.row}' is a real-valued network: nothing to pack")
+    try:
+        config, model = load_trained(find_run(args.paper, args.table, args.row, args.profile, args.seed, args.db))
+        source = "trained weights"
+    except ReproError:
+        model, source = build(config), "untrained weights (no finished run at this profile): timing and sizes only"
+    echo = print if args.format == "text" else None
+    if echo:
+        echo(f"{args.paper} table {args.table} row {args.row} at profile {args.profile}, {source}; batch 1, "
+             f"{args.threads} thread(s), {bench.clock(args.threads)[1]}, medians of {args.pairs} alternating pairs")
+    rows = bench.bench_model(config, model, args.threads, args.pairs, echo=echo)
+    bench.store(rows, args.db)
+    if args.format == "json":
+        print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2, default=str))
+
+
+def cmd_kernels_show(args) -> None:
+    from kernels import bench
+
+    records = bench.stored(args.db)
+    if args.format == "json":
+        print(json.dumps([{"kind": r.kind, "name": r.name, "shape": r.shape, "baseline": r.baseline, "device": r.device,
+                           "threads": r.threads, "backend": r.backend, "binary_ms": r.binary_ms,
+                           "baseline_ms": r.baseline_ms, "ratio": r.ratio, "packed_bytes": r.packed_bytes,
+                           "float_bytes": r.float_bytes, "ceiling_ratio": r.ceiling_ratio, "extra": r.extra,
+                           "created_at": r.created_at.isoformat()} for r in records], indent=2))
+        return
+    print(bench.render_stored(records))
 
 
 def cmd_list(args) -> None:

@@ -117,6 +117,29 @@ class MetricRecord(Base):
     run: Mapped[RunRecord] = relationship(back_populates="metrics")
 
 
+class KernelBenchRecord(Base):
+    """One row of ``repro kernels bench`` / ``bench-model``: a binary op against its float baseline."""
+    __tablename__ = "kernel_benchmarks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    host: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    device: Mapped[str] = mapped_column(String(128))
+    threads: Mapped[int] = mapped_column(Integer)
+    backend: Mapped[str] = mapped_column(String(32))   # kernel ISA: avx2 | popcnt | portable | torch
+    kind: Mapped[str] = mapped_column(String(16))      # gemm | conv | model
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    shape: Mapped[dict] = mapped_column(JSON)
+    baseline: Mapped[str] = mapped_column(String(64))
+    binary_ms: Mapped[float] = mapped_column(Float)
+    baseline_ms: Mapped[float] = mapped_column(Float)
+    ratio: Mapped[float] = mapped_column(Float)        # median of paired baseline / binary times
+    binary_gmacs: Mapped[float | None] = mapped_column(Float, nullable=True)
+    packed_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    float_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ceiling_ratio: Mapped[float | None] = mapped_column(Float, nullable=True)
+    extra: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
 def database_url(url: str | None = None) -> str:
     return url or os.environ.get("REPRO_DB") or DEFAULT_URL
 

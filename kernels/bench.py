@@ -1,0 +1,315 @@
+"""``repro kernels bench``: binary kernels against float32 BLAS at the papers' layer shapes.
+
+Every row times the binary op (A) and its float32 baseline (B) alternately in one process
+(A B, B A, A B, ...: the second core is shared and noisy), and reports the medians of the times
+and the median of the PAIRED ratios baseline / binary. A conv row's binary time is the whole
+layer from a float input: sign packing + packed im2col + XNOR GEMM + scale, against F.conv2d.
+"""
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import ops, packing
+
+# Ratio of peak binary MACs to peak fp32 MACs per core and cycle, by kernel ISA, on this
+# project's CPU (AMD Zen 3, shared/ENVIRONMENT.md): fp32 = 2 FMA x 8 lanes = 16 MACs/cycle;
+# AVX2 nibble-LUT popcount ~128 binary MACs/cycle (8x), scalar POPCNT ~85 (5.3x).
+CEILING_RATIO = {"avx2": 8.0, "popcnt": 5.3}
+
+# Published efficiency claims (shared/papers/FACTS.md "Published efficiency claims").
+CLAIMS = [
+    ("xnornet", "58x CPU speed-up of binary convolutions (XNOR-Net)", "speed_ratio", 58.0),
+    ("xnornet", "32x memory saving for binary layers (XNOR-Net)", "memory_ratio", 32.0),
+    ("bulat2017", "speed-ups of up to 3.5x against cuBLAS", "speed_ratio_gpu", 3.5),
+    ("bulat2017", "39x compression vs single precision", "memory_ratio", 39.0),
+    ("liu2020", "LBRN about 3x faster than the real network", "speed_ratio", 3.0),
+]
+
+
+@dataclass
+class Shape:
+    kind: str    # "gemm" or "conv"
+    name: str
+    m: int = 0   # GEMM: [M, K] x [K, N]
+    k: int = 0
+    n: int = 0
+    cin: int = 0  # conv: [1, cin, size, size] -> cout, kernel, stride, padding
+    cout: int = 0
+    size: int = 0
+    kernel: int = 0
+    stride: int = 1
+    padding: int = 0
+
+    def gemm_dims(self) -> tuple[int, int, int]:
+        if self.kind == "gemm":
+            return self.m, self.k, self.n
+        out = (self.size + 2 * self.padding - self.kernel) // self.stride + 1
+        return out * out, self.cin * self.kernel ** 2, self.cout
+
+
+def _conv(name, cin, cout, size, kernel=3, stride=1, padding=None):
+    return Shape("conv", name, cin=cin, cout=cout, size=size, kernel=kernel, stride=stride,
+                 padding=kernel // 2 if padding is None else padding)
+
+
+def shapes() -> list[Shape]:
+    rows = [Shape("gemm", "hourglass 3x3 128->128 at 64x64 as GEMM", 4096, 1152, 128),
+            Shape("gemm", "square 1024", 1024, 1024, 1024),
+            Shape("gemm", "square 2048", 2048, 2048, 2048)]
+    # HPM hourglass (features 256, 256x256 input): the stem's blocks at 128 and 64, then the
+    # hourglass's block (256->128, 128->64, 64->64) at every resolution 64 .. 4.
+    rows += [_conv("hpm stem 64->64 @128", 64, 64, 128), _conv("hpm stem 64->32 @128", 64, 32, 128),
+             _conv("hpm stem 128->128 @64", 128, 128, 64)]
+    for size in (64, 32, 16, 8, 4):
+        rows += [_conv(f"hpm 256->128 @{size}", 256, 128, size), _conv(f"hpm 128->64 @{size}", 128, 64, size),
+                 _conv(f"hpm 64->64 @{size}", 64, 64, size)]
+    # ResNet-18 (224x224): the 3x3 convs of each stage (first conv and 1x1 shortcuts stay real).
+    rows += [_conv("resnet18 layer1 64->64 @56", 64, 64, 56),
+             _conv("resnet18 layer2 64->128 /2 @56", 64, 128, 56, stride=2), _conv("resnet18 layer2 128->128 @28", 128, 128, 28),
+             _conv("resnet18 layer3 128->256 /2 @28", 128, 256, 28, stride=2), _conv("resnet18 layer3 256->256 @14", 256, 256, 14),
+             _conv("resnet18 layer4 256->512 /2 @14", 256, 512, 14, stride=2), _conv("resnet18 layer4 512->512 @7", 512, 512, 7)]
+    # AlexNet (Krizhevsky 2012 widths, as XNOR-Net): conv2..conv5 (conv1 stays real).
+    rows += [_conv("alexnet conv2 96->256 5x5 @27", 96, 256, 27, kernel=5),
+             _conv("alexnet conv3 256->384 @13", 256, 384, 13), _conv("alexnet conv4 384->384 @13", 384, 384, 13),
+             _conv("alexnet conv5 384->256 @13", 384, 256, 13)]
+    return rows
+
+
+@dataclass
+class Row:
+    kind: str
+    name: str
+    shape: dict
+    m: int
+    k: int
+    n: int
+    baseline: str
+    device: str
+    threads: int
+    backend: str
+    binary_ms: float
+    baseline_ms: float
+    ratio: float          # median of paired baseline / binary
+    binary_gmacs: float   # binary MACs per second, 1e9
+    baseline_gflops: float
+    packed_weight_bytes: int
+    float_weight_bytes: int
+    memory_ratio: float
+    ceiling_ratio: float | None
+    pairs: int
+    extra: dict = field(default_factory=dict)
+
+
+def clock(threads: int) -> tuple[Callable[[], float], str]:
+    """One thread: the thread's CPU time, so that time the scheduler gives to the other users of
+    the shared cores is not counted (torch and the kernels run a 1-thread op in the calling
+    thread). More threads: wall time (CPU time would count the pool's spinning)."""
+    return (time.thread_time, "thread CPU time") if threads == 1 else (time.perf_counter, "wall time")
+
+
+def paired_times(binary: Callable[[], object], baseline: Callable[[], object], pairs: int,
+                 min_sample_s: float = 0.02, timer: Callable[[], float] = time.perf_counter) -> tuple[float, float, float]:
+    """Median binary and baseline seconds per call and the median paired ratio."""
+    binary(), baseline()  # warm up (first-call allocations, packing caches)
+    start = timer()
+    baseline()
+    reps = max(1, int(min_sample_s / max(timer() - start, 1e-6)))
+
+    def sample(fn):
+        t0 = timer()
+        for _ in range(reps):
+            fn()
+        return (timer() - t0) / reps
+
+    tb, tf, ratios = [], [], []
+    for i in range(pairs):
+        if i % 2:
+            f, b = sample(baseline), sample(binary)
+        else:
+            b, f = sample(binary), sample(baseline)
+        tb.append(b), tf.append(f), ratios.append(f / b)
+    return statistics.median(tb), statistics.median(tf), statistics.median(ratios)
+
+
+def _gemm_ops(shape: Shape, generator: torch.Generator):
+    m, k, n = shape.m, shape.k, shape.n
+    x, w = torch.randn(m, k, generator=generator), torch.randn(k, n, generator=generator)
+    wp = packing.pack_rows(w.T.contiguous())  # weights packed once
+    scale = w.abs().mean(0)
+    xp = ops.pack_rows(x)
+    kernel_only = lambda: ops.xnor_gemm(xp, wp, k, scale)  # noqa: E731
+    return (lambda: ops.xnor_gemm(ops.pack_rows(x), wp, k, scale)), (lambda: torch.matmul(x, w)), \
+        wp.numel() * 8, w.numel() * 4, "torch.matmul fp32", kernel_only
+
+
+def _conv_ops(shape: Shape, generator: torch.Generator):
+    x = torch.randn(1, shape.cin, shape.size, shape.size, generator=generator)
+    w = torch.randn(shape.cout, shape.cin, shape.kernel, shape.kernel, generator=generator)
+    packed = ops.PackedConvWeight.from_weight(w, shape.stride, shape.padding, scale=w.abs().mean((1, 2, 3)))
+    return (lambda: ops.binary_conv2d(x, packed)), (lambda: F.conv2d(x, w, stride=shape.stride, padding=shape.padding)), \
+        packed.bits.numel() * 8, w.numel() * 4, "F.conv2d fp32", None
+
+
+def run(device: str = "cpu", threads: int = 1, pairs: int = 7, only: str | None = None,
+        echo: Callable[[str], None] | None = None) -> list[Row]:
+    torch.set_num_threads(threads)
+    backend = ops.backend()
+    timer, clock_name = clock(threads)
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    with torch.inference_mode():
+        for shape in shapes():
+            if only and only not in shape.name:
+                continue
+            make = _gemm_ops if shape.kind == "gemm" else _conv_ops
+            binary, baseline, packed_bytes, float_bytes, baseline_name, kernel_only = make(shape, generator)
+            tb, tf, ratio = paired_times(binary, baseline, pairs, timer=timer)
+            extra = {"clock": clock_name}
+            if kernel_only is not None:  # a GEMM row: also the kernel alone, A already packed
+                tk, _, ratio_k = paired_times(kernel_only, baseline, pairs, timer=timer)
+                extra.update(kernel_only_ms=tk * 1e3, kernel_only_ratio=ratio_k)
+            m, k, n = shape.gemm_dims()
+            macs = m * k * n
+            row = Row(shape.kind, shape.name, {key: v for key, v in asdict(shape).items() if v and key not in ("kind", "name")},
+                      m, k, n, baseline_name, f"cpu ({platform.processor() or platform.machine()})", threads, backend,
+                      tb * 1e3, tf * 1e3, ratio, macs / tb / 1e9, 2 * macs / tf / 1e9, packed_bytes, float_bytes,
+                      float_bytes / packed_bytes, CEILING_RATIO.get(backend), pairs, extra)
+            rows.append(row)
+            if echo:
+                echo(format_row(row))
+                if "kernel_only_ms" in extra:
+                    echo(f"{'':<4}(kernel alone, activations already packed: {extra['kernel_only_ms']:.3f} ms, "
+                         f"{extra['kernel_only_ratio']:.2f}x)")
+    return rows
+
+
+HEADER = (f"{'shape':<38} {'M':>6} {'K':>6} {'N':>5} {'binary ms':>10} {'fp32 ms':>9} {'ratio':>6} "
+          f"{'bin GMAC/s':>10} {'fp32 GFLOP/s':>12} {'weights':>8} {'ceiling':>7}")
+
+
+def format_row(row: Row) -> str:
+    ceiling = f"{row.ceiling_ratio:.1f}x" if row.ceiling_ratio else "-"
+    return (f"{row.name:<38} {row.m:>6} {row.k:>6} {row.n:>5} {row.binary_ms:>10.3f} {row.baseline_ms:>9.3f} "
+            f"{row.ratio:>5.2f}x {row.binary_gmacs:>10.1f} {row.baseline_gflops:>12.1f} {row.memory_ratio:>7.1f}x {ceiling:>7}")
+
+
+def _bytes_of(module: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
+
+
+def _saved_bytes(state: dict) -> int:
+    import io
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.tell()
+
+
+def bench_model(config: dict, binary_model: torch.nn.Module, threads: int = 1, pairs: int = 5,
+                echo: Callable[[str], None] | None = None) -> list[Row]:
+    """End to end at batch 1: the packed model against the float model of the same architecture
+    (the row's config with ``conv.binary = False``, a real-valued network of the same shapes),
+    and against the PyTorch binary model it was packed from (float convs of +-1 values)."""
+    import copy
+
+    from .export import build
+    from .packed import pack_model
+
+    torch.set_num_threads(threads)
+    packed = copy.deepcopy(binary_model)
+    units = pack_model(packed)
+    float_config = copy.deepcopy(config)
+    float_config["conv"]["binary"] = False
+    float_model = build(float_config)
+    size = config["data"]["input_size"]
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    backend = ops.backend()
+    timer, clock_name = clock(threads)
+    rows = []
+    with torch.inference_mode():
+        max_diff = max((a - b).abs().max().item() for a, b in zip(packed(x), binary_model(x)))
+        for baseline_name, baseline in (("float32 model (same architecture)", float_model),
+                                        ("PyTorch binary model (float convs)", binary_model)):
+            tb, tf, ratio = paired_times(lambda: packed(x), lambda: baseline(x), pairs, min_sample_s=0.0, timer=timer)
+            model_cfg = config["model"]
+            name = f"{model_cfg['name']} {model_cfg.get('block', '')} f{model_cfg.get('features')} d{model_cfg.get('depth')} s{model_cfg.get('stacks')} @{size}"
+            row = Row("model", name, {"input": [1, 3, size, size], **{k: v for k, v in model_cfg.items() if v is not None}},
+                      0, 0, 0, baseline_name, f"cpu ({platform.processor() or platform.machine()})", threads, backend,
+                      tb * 1e3, tf * 1e3, ratio, 0.0, 0.0, _saved_bytes(packed.state_dict()),
+                      _saved_bytes(binary_model.state_dict()), 0.0, None, pairs,
+                      {"clock": clock_name, "packed_units": units, "max_abs_diff_vs_pytorch_binary": max_diff,
+                       "memory_packed_model_bytes": _bytes_of(packed), "memory_baseline_model_bytes": _bytes_of(baseline),
+                       "row": config["run"]})
+            row.memory_ratio = row.float_weight_bytes / row.packed_weight_bytes
+            rows.append(row)
+            if echo:
+                echo(f"{name}: packed {tb * 1e3:.1f} ms vs {baseline_name} {tf * 1e3:.1f} ms: {ratio:.2f}x faster; "
+                     f"in memory {_bytes_of(packed) / 1e6:.2f} MB vs {_bytes_of(baseline) / 1e6:.2f} MB; "
+                     f"file {row.packed_weight_bytes / 1e6:.2f} MB vs float32 state dict {row.float_weight_bytes / 1e6:.2f} MB "
+                     f"({row.memory_ratio:.1f}x); max |packed - PyTorch binary| = {max_diff:.2e} (each unit agrees to float "
+                     f"rounding; through many layers a rounding that moves a value across a sign threshold can flip it)")
+    return rows
+
+
+def store(rows: list[Row], db_url: str | None) -> None:
+    import socket
+
+    from repro import db as dbm
+
+    with dbm.session(db_url) as db:
+        for row in rows:
+            db.add(dbm.KernelBenchRecord(
+                host=socket.gethostname(), device=row.device, threads=row.threads, backend=row.backend, kind=row.kind,
+                name=row.name, shape={**row.shape, "M": row.m, "K": row.k, "N": row.n} if row.kind != "model" else row.shape,
+                baseline=row.baseline, binary_ms=row.binary_ms, baseline_ms=row.baseline_ms, ratio=row.ratio,
+                binary_gmacs=row.binary_gmacs or None, packed_bytes=row.packed_weight_bytes,
+                float_bytes=row.float_weight_bytes, ceiling_ratio=row.ceiling_ratio, extra={"pairs": row.pairs, **row.extra}))
+        db.commit()
+
+
+def stored(db_url: str | None) -> list:
+    """The latest stored row per (kind, name, baseline, device, threads)."""
+    from sqlalchemy import select
+
+    from repro import db as dbm
+
+    with dbm.session(db_url) as db:
+        records = list(db.scalars(select(dbm.KernelBenchRecord).order_by(dbm.KernelBenchRecord.id)))
+    latest = {}
+    for r in records:
+        latest[(r.kind, r.name, r.baseline, r.device, r.threads)] = r
+    return list(latest.values())
+
+
+def render_stored(records: list) -> str:
+    """Measured ratios beside the papers' efficiency claims."""
+    lines = []
+    if not records:
+        lines.append("no kernel benchmarks stored yet: run 'repro kernels bench' (and 'repro kernels bench-model')")
+    else:
+        lines.append(f"{'kind':<6} {'shape':<40} {'baseline':<36} {'threads':>7} {'backend':<8} {'binary ms':>10} {'base ms':>9} {'ratio':>7} {'memory':>7} {'ceiling':>7}")
+        for r in records:
+            memory = f"{r.float_bytes / r.packed_bytes:.1f}x" if r.packed_bytes else "-"
+            ceiling = f"{r.ceiling_ratio:.1f}x" if r.ceiling_ratio else "-"
+            lines.append(f"{r.kind:<6} {r.name[:40]:<40} {r.baseline[:36]:<36} {r.threads:>7} {r.backend:<8} {r.binary_ms:>10.3f} "
+                         f"{r.baseline_ms:>9.3f} {r.ratio:>6.2f}x {memory:>7} {ceiling:>7}")
+        speed = [r.ratio for r in records if r.kind in ("gemm", "conv")]
+        memory = [r.float_bytes / r.packed_bytes for r in records if r.kind in ("gemm", "conv") and r.packed_bytes]
+        models = [r for r in records if r.kind == "model" and r.baseline.startswith("float32")]
+        lines.append("")
+        lines.append(f"measured: layer speed ratio {min(speed):.2f}x .. {max(speed):.2f}x (median {statistics.median(speed):.2f}x); "
+                     f"binary-layer weight memory {min(memory):.1f}x .. {max(memory):.1f}x" if speed else "measured: no layer rows")
+        for r in models:
+            lines.append(f"measured: {r.name}: packed model {r.ratio:.2f}x the float model's speed, "
+                         f"file {r.float_bytes / r.packed_bytes:.1f}x smaller than the float32 state dict")
+    lines.append("")
+    lines.append("Published efficiency claims (shared/papers/FACTS.md):")
+    for paper, text, _, value in CLAIMS:
+        lines.append(f"  {paper:<10} {text}")
+    return "\n".join(lines)

@@ -1,0 +1,286 @@
+// XNOR-popcount kernels for the CPU (see kernels/README in the project README, "Kernels").
+//
+// Bit convention: bit 1 = -1, bit 0 = +1 (so sign(0) = +1 packs as 0). A row of K signs is
+// packed into ceil(K/64) uint64 words, sign j in bit j%64 of word j/64; the unused high bits
+// of the last word are 0 in BOTH operands, so their XOR is 0 and they add nothing.
+// dot(a, b) over K signs = K - 2 * popcount(a XOR b).
+//
+// The ISA is chosen at run time (CPUID): AVX2 nibble-LUT popcount, else scalar POPCNT, else
+// portable. Threads come from torch's own pool (at::parallel_for), never a second OpenMP.
+#include <ATen/ATen.h>  // not torch/extension.h: half the headers, half the first build
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+#include <cstdint>
+#include <immintrin.h>
+
+namespace {
+
+using u64 = uint64_t;
+
+struct Epilogue {
+  int64_t K;             // true reduction length (bits)
+  const float* scale;    // [N] or null
+  const float* bias;     // [N] or null
+  const int32_t* pad_index;  // [P] row into pad_corr, -1 for interior pixels; or null
+  const int32_t* pad_corr;   // [*, N] sum of the +-1 weights over the padded taps
+  int64_t N, P;          // P > 0: output is [M/P, N, P] (NCHW); P == 0: [M, N]
+  float* out;
+  // Row m, columns n .. n+count-1 from their popcounts; one division per row, not per element.
+  inline void store(int64_t m, int64_t n, const int64_t* popc, int count) const {
+    const int64_t img = P ? m / P : 0, p = P ? m - img * P : m, stride = P ? P : 1;
+    const int32_t r = pad_index ? pad_index[p] : -1;
+    float* o = P ? out + img * N * P + p : out + m * N;
+    for (int c = 0; c < count; ++c) {
+      int64_t v = K - 2 * popc[c];
+      if (r >= 0) v -= pad_corr[(int64_t)r * N + n + c];
+      float y = (float)v;
+      if (scale) y *= scale[n + c];
+      if (bias) y += bias[n + c];
+      o[(n + c) * stride] = y;
+    }
+  }
+};
+
+constexpr int64_t MB = 64;  // rows of A per task: the A block stays in L1/L2 while B streams by
+
+// Scalar kernels, one per ISA: a target attribute does not reach into lambdas, so each
+// parallel_for task calls a block function compiled for its ISA.
+#define SCALAR_BLOCK(NAME, ATTR)                                                                 \
+  ATTR void NAME(const u64* A, const u64* B, int64_t m0, int64_t m1, int64_t N, int64_t Kw,     \
+                 const Epilogue& ep) {                                                           \
+    for (int64_t n = 0; n < N; ++n)                                                              \
+      for (int64_t m = m0; m < m1; ++m) {                                                        \
+        const u64* a = A + m * Kw; const u64* b = B + n * Kw; int64_t c = 0;                     \
+        for (int64_t k = 0; k < Kw; ++k) c += __builtin_popcountll(a[k] ^ b[k]);                 \
+        ep.store(m, n, &c, 1);                                                                   \
+      }                                                                                          \
+  }
+SCALAR_BLOCK(block_popcnt, __attribute__((target("popcnt"))))
+SCALAR_BLOCK(block_portable, )
+
+using BlockFn = void (*)(const u64*, const u64*, int64_t, int64_t, int64_t, int64_t, const Epilogue&);
+
+void run_blocks(BlockFn fn, const u64* A, const u64* B, int64_t M, int64_t N, int64_t Kw, const Epilogue& ep) {
+  at::parallel_for(0, (M + MB - 1) / MB, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) fn(A, B, blk * MB, std::min(M, (blk + 1) * MB), N, Kw, ep);
+  });
+}
+
+// AVX2: popcount of 256 bits = two vpshufb nibble look-ups; byte counts accumulate for up to
+// 31 chunks (31 * 8 < 256) before vpsadbw widens them. Micro-tile: 2 rows of A x 4 rows of B.
+#define AVX2 __attribute__((target("avx2,popcnt")))
+
+AVX2 inline __m256i pop_bytes(__m256i v, __m256i lut, __m256i low) {
+  __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low));
+  __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
+  return _mm256_add_epi8(lo, hi);
+}
+
+// Sums of the byte counts of 4 accumulators -> one vector of 4 int64 (shuffles, not 4 hsums).
+AVX2 inline __m256i hsum4(const __m256i* acc) {
+  const __m256i z = _mm256_setzero_si256();
+  __m256i s0 = _mm256_sad_epu8(acc[0], z), s1 = _mm256_sad_epu8(acc[1], z);
+  __m256i s2 = _mm256_sad_epu8(acc[2], z), s3 = _mm256_sad_epu8(acc[3], z);
+  __m256i t01 = _mm256_add_epi64(_mm256_unpacklo_epi64(s0, s1), _mm256_unpackhi_epi64(s0, s1));
+  __m256i t23 = _mm256_add_epi64(_mm256_unpacklo_epi64(s2, s3), _mm256_unpackhi_epi64(s2, s3));
+  return _mm256_add_epi64(_mm256_permute2x128_si256(t01, t23, 0x20), _mm256_permute2x128_si256(t01, t23, 0x31));
+}
+
+template <int R, int C>
+AVX2 inline void tile(const u64* A, const u64* B, int64_t Kw, int64_t m, int64_t n, const Epilogue& ep) {
+  static_assert(C == 1 || C == 4, "tiles are 4 columns wide, or 1 for the remainder");
+  const __m256i lut = _mm256_setr_epi8(0,1,1,2,1,2,2,3,1,2,2,3,2,3,3,4, 0,1,1,2,1,2,2,3,1,2,2,3,2,3,3,4);
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  alignas(32) int64_t total[R][4] = {};
+  const int64_t chunks = Kw / 4;
+  for (int64_t c0 = 0; c0 < chunks; c0 += 31) {
+    __m256i acc[R][4];
+    for (int r = 0; r < R; ++r) for (int c = 0; c < 4; ++c) acc[r][c] = _mm256_setzero_si256();
+    const int64_t c1 = std::min(chunks, c0 + 31);
+    for (int64_t k = c0 * 4; k < c1 * 4; k += 4) {
+      __m256i a[R];
+      for (int r = 0; r < R; ++r) a[r] = _mm256_loadu_si256((const __m256i*)(A + (m + r) * Kw + k));
+      for (int c = 0; c < C; ++c) {
+        __m256i b = _mm256_loadu_si256((const __m256i*)(B + (n + c) * Kw + k));
+        for (int r = 0; r < R; ++r)
+          acc[r][c] = _mm256_add_epi8(acc[r][c], pop_bytes(_mm256_xor_si256(a[r], b), lut, low));
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      __m256i sum = _mm256_add_epi64(_mm256_load_si256((const __m256i*)total[r]), hsum4(acc[r]));
+      _mm256_store_si256((__m256i*)total[r], sum);
+    }
+  }
+  for (int64_t k = chunks * 4; k < Kw; ++k)  // the last 0-3 words
+    for (int r = 0; r < R; ++r) for (int c = 0; c < C; ++c)
+      total[r][c] += _mm_popcnt_u64(A[(m + r) * Kw + k] ^ B[(n + c) * Kw + k]);
+  for (int r = 0; r < R; ++r) ep.store(m + r, n, total[r], C);
+}
+
+AVX2 void block_avx2(const u64* A, const u64* B, int64_t m0, int64_t m1, int64_t N, int64_t Kw, const Epilogue& ep) {
+  int64_t n = 0;
+  for (; n + 4 <= N; n += 4) {
+    int64_t m = m0;
+    for (; m + 2 <= m1; m += 2) tile<2, 4>(A, B, Kw, m, n, ep);
+    if (m < m1) tile<1, 4>(A, B, Kw, m, n, ep);
+  }
+  for (; n < N; ++n)
+    for (int64_t m = m0; m < m1; ++m) tile<1, 1>(A, B, Kw, m, n, ep);
+}
+
+std::string best_impl() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt")) return "avx2";
+  if (__builtin_cpu_supports("popcnt")) return "popcnt";
+  return "portable";
+}
+
+const std::string& detected() { static const std::string impl = best_impl(); return impl; }
+
+}  // namespace
+
+// out = scale[n] * (K - 2 popcount(A[m] ^ B[n]) - pad correction) + bias[n]
+at::Tensor xnor_gemm(at::Tensor A, at::Tensor B, int64_t K, c10::optional<at::Tensor> scale,
+                        c10::optional<at::Tensor> bias, c10::optional<at::Tensor> pad_index,
+                        c10::optional<at::Tensor> pad_corr, int64_t P, std::string impl) {
+  TORCH_CHECK(A.dtype() == at::kLong && B.dtype() == at::kLong, "packed operands must be int64 words");
+  TORCH_CHECK(A.dim() == 2 && B.dim() == 2 && A.size(1) == B.size(1), "A [M, Kw] and B [N, Kw] must share Kw");
+  TORCH_CHECK(A.size(1) * 64 >= K, "K exceeds the packed width");
+  A = A.contiguous(); B = B.contiguous();
+  const int64_t M = A.size(0), N = B.size(0), Kw = A.size(1);
+  TORCH_CHECK(P == 0 || M % P == 0, "M must be a multiple of P");
+  auto out = P ? at::empty({M / P, N, P}, at::kFloat) : at::empty({M, N}, at::kFloat);
+  auto ptr = [](const c10::optional<at::Tensor>& t) { return t && t->defined() ? t : c10::optional<at::Tensor>(); };
+  auto sc = ptr(scale), bi = ptr(bias), pi = ptr(pad_index), pc = ptr(pad_corr);
+  at::Tensor sct = sc ? sc->contiguous().to(at::kFloat) : at::Tensor();
+  at::Tensor bit = bi ? bi->contiguous().to(at::kFloat) : at::Tensor();
+  at::Tensor pit = pi ? pi->contiguous().to(at::kInt) : at::Tensor();
+  at::Tensor pct = pc ? pc->contiguous().to(at::kInt) : at::Tensor();
+  Epilogue ep{K, sc ? sct.data_ptr<float>() : nullptr, bi ? bit.data_ptr<float>() : nullptr,
+              pi ? pit.data_ptr<int32_t>() : nullptr, pc ? pct.data_ptr<int32_t>() : nullptr,
+              N, P, out.data_ptr<float>()};
+  const u64* a = reinterpret_cast<const u64*>(A.data_ptr<int64_t>());
+  const u64* b = reinterpret_cast<const u64*>(B.data_ptr<int64_t>());
+  if (impl == "auto") impl = detected();
+  if (impl == "avx2") { TORCH_CHECK(detected() == "avx2", "this CPU has no AVX2"); run_blocks(block_avx2, a, b, M, N, Kw, ep); }
+  else if (impl == "popcnt") { TORCH_CHECK(detected() != "portable", "this CPU has no POPCNT"); run_blocks(block_popcnt, a, b, M, N, Kw, ep); }
+  else if (impl == "portable") run_blocks(block_portable, a, b, M, N, Kw, ep);
+  else TORCH_CHECK(false, "unknown impl '", impl, "'");
+  return out;
+}
+
+// Packing kernels, one per ISA (so that the compiler vectorizes the compares with AVX2).
+// Channels-first: a block of PB pixels accumulates its words in registers/L1 (contiguous, so
+// the compare-shift-or vectorizes across pixels), then stores them NHWC.
+constexpr int64_t PB = 256;
+#define PACK_BLOCKS(SUFFIX, ATTR)                                                                \
+  ATTR void pack_channels_##SUFFIX(const float* x, const float* t, const uint8_t* f, u64* out,   \
+                                   int64_t C, int64_t HW, int64_t Cw, int64_t b, int64_t w) {    \
+    for (int64_t p0 = 0; p0 < HW; p0 += PB) {                                                    \
+      const int64_t np = std::min(PB, HW - p0);                                                  \
+      u64 acc[PB] = {};                                                                          \
+      for (int64_t c = w * 64; c < std::min(C, w * 64 + 64); ++c) {                             \
+        const float* row = x + (b * C + c) * HW + p0; const float tc = t[c]; const int sh = c % 64; \
+        if (f[c]) for (int64_t i = 0; i < np; ++i) acc[i] |= (u64)(row[i] > tc) << sh;           \
+        else      for (int64_t i = 0; i < np; ++i) acc[i] |= (u64)(row[i] < tc) << sh;           \
+      }                                                                                          \
+      for (int64_t i = 0; i < np; ++i) out[(b * HW + p0 + i) * Cw + w] = acc[i];                 \
+    }                                                                                            \
+  }
+PACK_BLOCKS(avx2, __attribute__((target("avx2"))))
+PACK_BLOCKS(portable, )
+
+void pack_rows_portable(const float* x, const float* t, const uint8_t* f, u64* out, int64_t K, int64_t Kw, int64_t m) {
+  for (int64_t w = 0; w < Kw; ++w) {
+    u64 word = 0;
+    for (int64_t j = w * 64; j < std::min(K, w * 64 + 64); ++j)
+      word |= (u64)(f[j] ? x[m * K + j] > t[j] : x[m * K + j] < t[j]) << (j % 64);
+    out[m * Kw + w] = word;
+  }
+}
+
+// Rows with AVX2: 8 signs per compare + movemask (a flipped channel takes the > compare).
+__attribute__((target("avx2"))) void pack_rows_movemask(const float* x, const float* t, const uint8_t* f, u64* out,
+                                                        int64_t K, int64_t Kw, int64_t m) {
+  const float* xr = x + m * K;
+  int64_t j = 0;
+  for (; j + 8 <= K; j += 8) {
+    __m256 v = _mm256_loadu_ps(xr + j), tv = _mm256_loadu_ps(t + j);
+    __m256 flip = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(f + j))), _mm256_setzero_si256()));
+    __m256 neg = _mm256_blendv_ps(_mm256_cmp_ps(v, tv, _CMP_LT_OQ), _mm256_cmp_ps(v, tv, _CMP_GT_OQ), flip);
+    const u64 bits = (u64)(unsigned)_mm256_movemask_ps(neg);
+    if (j % 64 == 0) out[m * Kw + j / 64] = 0;
+    out[m * Kw + j / 64] |= bits << (j % 64);
+  }
+  for (; j < K; ++j) {
+    if (j % 64 == 0) out[m * Kw + j / 64] = 0;
+    out[m * Kw + j / 64] |= (u64)(f[j] ? xr[j] > t[j] : xr[j] < t[j]) << (j % 64);
+  }
+}
+
+// Signs of x [B, C, H, W] (float32) -> words [B, H, W, ceil(C/64)], channel c in bit c%64.
+// With thresholds (a batch norm folded in front of the sign): -1 where x < t[c], or x > t[c]
+// where flip[c] (negative BN scale). H = W = 1 is a plain [B, C] matrix packed by rows.
+at::Tensor pack_nchw(at::Tensor x, c10::optional<at::Tensor> threshold, c10::optional<at::Tensor> flip) {
+  TORCH_CHECK(x.dim() == 4 && x.dtype() == at::kFloat, "x must be float32 [B, C, H, W]");
+  x = x.contiguous();
+  const int64_t Bn = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3), Cw = (C + 63) / 64;
+  auto out = at::empty({Bn, x.size(2), x.size(3), Cw}, at::kLong);
+  const bool thr = threshold && threshold->defined();
+  at::Tensor t = thr ? threshold->contiguous().to(at::kFloat) : at::zeros({C}, at::kFloat);
+  at::Tensor f = thr && flip && flip->defined() ? flip->contiguous().to(at::kByte) : at::zeros({C}, at::kByte);
+  const float* xp = x.data_ptr<float>(); const float* tp = t.data_ptr<float>(); const uint8_t* fp = f.data_ptr<uint8_t>();
+  u64* op = reinterpret_cast<u64*>(out.data_ptr<int64_t>());
+  const bool avx2 = detected() == "avx2";
+  if (HW == 1) {
+    at::parallel_for(0, Bn, 64, [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m)
+        avx2 ? pack_rows_movemask(xp, tp, fp, op, C, Cw, m) : pack_rows_portable(xp, tp, fp, op, C, Cw, m);
+    });
+    return out;
+  }
+  at::parallel_for(0, Bn * Cw, 1, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j)
+      avx2 ? pack_channels_avx2(xp, tp, fp, op, C, HW, Cw, j / Cw, j % Cw)
+           : pack_channels_portable(xp, tp, fp, op, C, HW, Cw, j / Cw, j % Cw);
+  });
+  return out;
+}
+
+// Packed im2col: words [B, H, W, Cw] -> [B*Ho*Wo, kh*kw*Cw], taps in (ky, kx, word) order;
+// taps in the zero padding are word 0 (+1): xnor_gemm's pad correction removes them.
+at::Tensor im2col_packed(at::Tensor xp, int64_t kh, int64_t kw, int64_t stride, int64_t pad) {
+  TORCH_CHECK(xp.dim() == 4 && xp.dtype() == at::kLong, "packed input must be int64 [B, H, W, Cw]");
+  xp = xp.contiguous();
+  const int64_t Bn = xp.size(0), H = xp.size(1), W = xp.size(2), Cw = xp.size(3);
+  const int64_t Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
+  auto out = at::empty({Bn * Ho * Wo, kh * kw * Cw}, at::kLong);
+  const int64_t* src = xp.data_ptr<int64_t>(); int64_t* dst = out.data_ptr<int64_t>();
+  at::parallel_for(0, Bn * Ho, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / Ho, oy = r % Ho;
+      for (int64_t ox = 0; ox < Wo; ++ox) {
+        int64_t* d = dst + (r * Wo + ox) * kh * kw * Cw;
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const int64_t iy = oy * stride - pad + ky;
+          for (int64_t kx = 0; kx < kw; ++kx, d += Cw) {
+            const int64_t ix = ox * stride - pad + kx;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W) { for (int64_t w = 0; w < Cw; ++w) d[w] = 0; }
+            else { const int64_t* s = src + ((b * H + iy) * W + ix) * Cw; for (int64_t w = 0; w < Cw; ++w) d[w] = s[w]; }
+          }
+        }
+      }
+    }
+  });
+  return out;
+}
+
+std::string cpu_impl() { return detected(); }
+
+TORCH_LIBRARY(repro_xnor, m) {
+  m.def("xnor_gemm", &xnor_gemm);
+  m.def("pack_nchw", &pack_nchw);
+  m.def("im2col_packed", &im2col_packed);
+  m.def("cpu_impl", &cpu_impl);
+}
