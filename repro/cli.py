@@ -155,9 +155,6 @@ def cmd_kernels_bench(args) -> None:
 
 def cmd_kernels_bench_model(args) -> None:
     import dataclasses
-    import math
-
-    import torch
 
     from kernels import bench
     from kernels.export import build, find_run, load_trained

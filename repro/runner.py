@@ -128,7 +128,7 @@ def execute(plan: Plan, db_url: str | None, executor_name: str, force: bool = Fa
                     raise
                 counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
                 done += 1
-                echo(f"[{done}/{total}] {_label(rc)}: {_describe(outcome)}")
+                echo(f"[{done}/{total}] {_label(rc)}: {_describe(outcome, plan.table.metrics)}")
     return counts
 
 
@@ -223,10 +223,11 @@ def _label(rc: RunConfig) -> str:
     return f"{i['paper']} table {i['table']} row {i['row']} seed {i['seed']} ({i['profile']})"
 
 
-def _describe(outcome: dict) -> str:
+def _describe(outcome: dict, metrics) -> str:
+    """One line for a finished job: its status, time and the table's own metrics."""
     took = f" in {outcome['duration_s']:.0f} s" if "duration_s" in outcome else ""
     if outcome["status"] == "finished":
-        shown = ", ".join(f"{k} {v:.1f}" for k, v in outcome["metrics"].items() if k.endswith("total"))
+        shown = ", ".join(f"{k} {v:.3g}" for k, v in outcome["metrics"].items() if k in metrics)
         return f"finished{took}: {shown}"
     first_line = (outcome.get("error") or "").splitlines()[0] if outcome.get("error") else ""
     return f"{outcome['status']}{took}: {first_line}"

@@ -10,10 +10,9 @@ from ..classification import digits
 from ..classification.datasets import (CIFAR, ArraySplit, FolderSplit, cifar_missing, decode, folder_classes,
                                        load_cifar, load_folder)
 from ..errors import ReproError
-from ..nn import ConvSpec, build_model
-from ..nn.registry import ACTIVATIONS, BLOCKS, MODELS, QUANTIZERS
+from ..nn.registry import BLOCKS, MODELS
 from ..nn.structure import measure
-from .pose import _check_name, data_root
+from .common import build_network, check_name, check_network, data_root
 
 # Dataset name -> kind, number of classes (None: must be given as data.classes), native image size.
 DATASETS = {
@@ -78,8 +77,8 @@ class ClassificationTask:
     # --- config -------------------------------------------------------------------------------
     def finalize(self, config: dict) -> None:
         """Check names and sizes, derive the input size and the class count, before anything is stored."""
-        data, model, conv, train, evaluation = config["data"], config["model"], config["conv"], config["train"], config["eval"]
-        _check_name(data["name"], DATASETS, "data.name")
+        data, model, train, evaluation = config["data"], config["model"], config["train"], config["eval"]
+        check_name(data["name"], DATASETS, "data.name")
         dataset = DATASETS[data["name"]]
         classes = data["classes"] or dataset["classes"]
         if classes is None:
@@ -98,18 +97,13 @@ class ClassificationTask:
             raise ReproError(f"eval.center_crop {evaluation['center_crop']} differs from data.crop {data['crop']}: "
                              f"the network is evaluated at its training size")
         data["input_size"] = data["crop"]
-        _check_name(model["name"], MODELS.names(), "model.name")
+        check_name(model["name"], MODELS.names(), "model.name")
         if not model.get("first_last_real", True):
             raise ReproError("model.first_last_real: false is not supported: the first conv and the last fc stay real")
         if "block" in model:
-            _check_name(model["block"], BLOCKS.names(), "model.block")
-        _check_name(conv["post_activation"], ACTIVATIONS.names(), "conv.post_activation")
-        for key in ("input_quantizer", "kernel_quantizer"):
-            _check_name(conv[key], QUANTIZERS.names(), f"conv.{key}")
-        _check_name(train["loss"], ("cross_entropy",), "train.loss")
-        _check_name(train["optimizer"], ("rmsprop", "adam", "sgd"), "train.optimizer")
-        if train.get("reverse_init") and not conv["binary"]:
-            raise ReproError("train.reverse_init needs a binary network (conv.binary: true)")
+            check_name(model["block"], BLOCKS.names(), "model.block")
+        check_network(config)
+        check_name(train["loss"], ("cross_entropy",), "train.loss")
 
     # --- data ---------------------------------------------------------------------------------
     def check_data(self, config: dict) -> None:
@@ -181,9 +175,7 @@ class ClassificationTask:
 
     # --- model, loss, evaluation ----------------------------------------------------------------
     def build_model(self, config: dict) -> torch.nn.Module:
-        model = dict(config["model"])
-        conv = ConvSpec(**config["conv"], smooth_kind=(config["train"]["progressive"] or {}).get("kind"))
-        return build_model(model.pop("name"), conv=conv, **model)
+        return build_network(config, config["model"])
 
     def measure(self, config: dict) -> dict[str, float]:
         """Structure of the row's network for one image at the configured input size."""

@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import ReproError
-from ..nn import ConvSpec, build_model
-from ..nn.quantizers import WEIGHT_SCALES
-from ..nn.registry import ACTIVATIONS, BLOCKS, QUANTIZERS, REPARAMS
-from ..nn.reparam import apply_reparam
+from ..nn import ConvSpec
+from ..nn.registry import BLOCKS
 from ..nn.structure import measure
 from ..paths import cache_dir
 from ..pose.augment import augment_batch
@@ -21,6 +17,7 @@ from ..pose.heatmaps import decode_heatmaps, flip_heatmaps, render_heatmaps
 from ..pose.joints import JOINT_SETS, JointSet
 from ..pose.pckh import pckh
 from ..pose import synthetic
+from .common import build_network, check_name, check_network, data_root
 
 HEATMAP_STRIDE = 4  # stem conv stride 2 + one 2x2 max-pool (Newell)
 
@@ -77,21 +74,15 @@ class PoseTask:
     # --- config -------------------------------------------------------------------------------
     def finalize(self, config: dict) -> None:
         """Check names against the registries and derive sizes, before anything is stored."""
-        data, model, conv, train = config["data"], config["model"], config["conv"], config["train"]
+        data, model, train = config["data"], config["model"], config["train"]
         multiple = HEATMAP_STRIDE * 2 ** model["depth"]
         if data["input_size"] % multiple:
             raise ReproError(f"data.input_size {data['input_size']} must be a multiple of {multiple} for an hourglass of depth {model['depth']}")
         data["heatmap_size"] = data["input_size"] // HEATMAP_STRIDE
-        _check_name(model["block"], BLOCKS.names(), "model.block")
-        _check_name(conv["post_activation"], ACTIVATIONS.names(), "conv.post_activation")
-        for key in ("input_quantizer", "kernel_quantizer"):
-            _check_name(conv[key], QUANTIZERS.names(), f"conv.{key}")
-        if conv.get("scale") is not None:
-            _check_name(conv["scale"], WEIGHT_SCALES, "conv.scale")
-        _check_name((config.get("reparam") or {}).get("kind", "none"), ["none", *REPARAMS.names()], "reparam.kind")
-        _check_name(train["loss"], ("bce", "mse"), "train.loss")
-        _check_name(train["optimizer"], ("rmsprop", "adam", "sgd"), "train.optimizer")
-        _check_name(data.get("joints", "mpii"), JOINT_SETS, "data.joints")
+        check_name(model["block"], BLOCKS.names(), "model.block")
+        check_network(config)
+        check_name(train["loss"], ("bce", "mse"), "train.loss")
+        check_name(data.get("joints", "mpii"), JOINT_SETS, "data.joints")
         if model["n_joints"] != len(joint_set(config)):
             raise ReproError(f"model.n_joints is {model['n_joints']}, but the joint set '{joint_set(config).name}' "
                              f"(data.joints) has {len(joint_set(config))} joints")
@@ -102,8 +93,6 @@ class PoseTask:
         for key, value in (model.get("size_ratio") or {}).items():
             if key not in ("features", "depth") or not isinstance(value, (int, float)) or not 0 < value <= 1:
                 raise ReproError(f"model.size_ratio.{key}: expected features or depth with a ratio in (0, 1], got {value!r}")
-        if train.get("reverse_init") and not conv["binary"]:
-            raise ReproError("train.reverse_init needs a binary network (conv.binary: true)")
 
     # --- data ---------------------------------------------------------------------------------
     def check_data(self, config: dict) -> None:
@@ -171,9 +160,7 @@ class PoseTask:
         return metrics
 
     def build_model(self, config: dict) -> torch.nn.Module:
-        model = sized(config["model"])
-        conv = ConvSpec(**config["conv"], smooth_kind=(config["train"]["progressive"] or {}).get("kind"))
-        return apply_reparam(build_model(model.pop("name"), conv=conv, **model), config.get("reparam"))
+        return build_network(config, sized(config["model"]))
 
     def loss(self, outputs: list[torch.Tensor], targets: dict, config: dict, soft_targets: torch.Tensor | None = None):
         """Per-pixel loss summed over stacks (intermediate supervision); distillation mixes in soft labels."""
@@ -231,15 +218,6 @@ def _split(arrays: dict, joints: JointSet) -> PoseSplit:
         visible=torch.from_numpy(arrays["visible"][:, keep]).bool(),
         head_boxes=torch.from_numpy(arrays["head_boxes"]).float(),
     )
-
-
-def _check_name(value, known, field: str) -> None:
-    if value not in known:
-        raise ReproError(f"{field}: unknown value '{value}': choose from {', '.join(sorted(known))}")
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("REPRO_DATA_DIR", "data"))
 
 
 TASK = PoseTask()
