@@ -57,7 +57,7 @@ class PoseTask:
                   "train": {"epochs": 1, "batch_size": 16, "lr_drop_every": 1}},
         "proxy": {"data": {"name": "synthetic_pose", "input_size": 64, "n_train": 1200, "n_val": 500},
                   "model": {"features": 64, "depth": 3},
-                  "train": {"epochs": 4, "batch_size": 16, "lr": 1e-3, "lr_drop_every": 3},
+                  "train": {"epochs": 8, "batch_size": 16, "lr": 1e-3, "lr_drop_every": 6},
                   "eval": {"flip_test": False}},
     }
     assumptions = {
@@ -67,7 +67,7 @@ class PoseTask:
     }
     profile_assumptions = {
         "proxy": {"data.name": "proxy: 1200 synthetic figures at 64x64 (heatmaps 16x16), 64 features, hourglass depth 3, "
-                               "batch 16, 4 epochs (lr 1e-3, /10 after epoch 3) per stage, no flip test; judged by the table's claims, not number to number"},
+                               "batch 16, 8 epochs (lr 1e-3, /10 after epoch 6) per stage, no flip test; judged by the table's claims, not number to number"},
         "smoke": {"data.name": "smoke: a tiny synthetic run that checks the pipeline, not the method"},
     }
 
