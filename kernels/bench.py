@@ -157,8 +157,9 @@ def _conv_ops(shape: Shape, generator: torch.Generator):
         packed.bits.numel() * 8, w.numel() * 4, "F.conv2d fp32", None
 
 
-def run(device: str = "cpu", threads: int = 1, pairs: int = 7, only: str | None = None,
+def run(threads: int = 1, pairs: int = 7, only: str | None = None,
         echo: Callable[[str], None] | None = None) -> list[Row]:
+    """CPU: every shape, binary (packing included) against float32 torch."""
     torch.set_num_threads(threads)
     backend = ops.backend()
     timer, clock_name = clock(threads)
@@ -188,6 +189,88 @@ def run(device: str = "cpu", threads: int = 1, pairs: int = 7, only: str | None 
                     echo(f"{'':<4}(kernel alone, activations already packed: {extra['kernel_only_ms']:.3f} ms, "
                          f"{extra['kernel_only_ratio']:.2f}x)")
     return rows
+
+
+def gpu_shapes() -> list[Shape]:
+    """The CPU shapes, each as the GEMM it is (im2col dims for a conv), and the goal's 8192^3."""
+    rows = [Shape("gemm", s.name, *s.gemm_dims()) for s in shapes()]
+    return rows + [Shape("gemm", "square 4096", 4096, 4096, 4096), Shape("gemm", "square 8192", 8192, 8192, 8192)]
+
+
+def gpu_baselines(x: torch.Tensor, w: torch.Tensor) -> dict[str, Callable[[], object]]:
+    """cuBLAS at each precision for ``x [M, K] @ w[N, K].T``, and INT8 on the +-1 values."""
+    def fp32(tf32: bool):
+        def call():
+            torch.backends.cuda.matmul.allow_tf32 = tf32  # a global switch: set on every call
+            return x @ w.T
+        return call
+    xb, wb = x.bfloat16(), w.bfloat16()
+    xi, wi = torch.where(x < 0, -1, 1).to(torch.int8), torch.where(w < 0, -1, 1).to(torch.int8).T
+    return {"cuBLAS fp32": fp32(False), "cuBLAS tf32": fp32(True), "cuBLAS bf16": lambda: xb @ wb.T,
+            "int8 torch._int_mm (+-1)": lambda: torch._int_mm(xi, wi)}
+
+
+def run_gpu(pairs: int = 7, only: str | None = None, echo: Callable[[str], None] | None = None,
+            device: str = "cuda", impls: dict | None = None, pack: Callable | None = None) -> list[Row]:
+    """GPU: every shape as a GEMM, each binary kernel (sign packing of the activations included;
+    the kernel alone in ``extra``) against each baseline of :func:`gpu_baselines`, in one process
+    with CUDA-synchronized clocks. ``device``, ``impls`` and ``pack`` are for testing the
+    pipeline on a CPU (default: the kernels of kernels.cuda)."""
+    if impls is None:
+        from . import cuda
+        impls = {f"cuda {impl}": (lambda impl: lambda a, b, k, s: cuda.xnor_gemm(a, b, k, s, impl))(impl)
+                 for impl in cuda.IMPLS if impl != "tensor_core" or cuda.tensor_core_unavailable_reason() is None}
+        pack = cuda.pack_rows
+    on_gpu = device.startswith("cuda")
+
+    def timer() -> float:
+        if on_gpu:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    name = torch.cuda.get_device_name() if on_gpu else f"cpu ({platform.processor() or platform.machine()})"
+    generator = torch.Generator(device=device).manual_seed(0)
+    rows = []
+    with torch.inference_mode():
+        for shape in gpu_shapes():
+            if only and only not in shape.name:
+                continue
+            m, k, n = shape.m, shape.k, shape.n
+            x = torch.randn(m, k, generator=generator, device=device)
+            w = torch.randn(n, k, generator=generator, device=device)
+            wp, xp, scale = pack(w), pack(x), w.abs().mean(1)  # weights packed once
+            for impl_name, gemm in impls.items():
+                binary = lambda: gemm(pack(x), wp, k, scale)  # noqa: E731
+                kernel_only = lambda: gemm(xp, wp, k, scale)  # noqa: E731
+                for baseline_name, baseline in gpu_baselines(x, w).items():
+                    try:
+                        baseline()
+                    except RuntimeError as exc:  # e.g. torch._int_mm's size rules (M > 16, K and N multiples of 8)
+                        if echo:
+                            echo(f"{shape.name}: {baseline_name} skipped: {str(exc).splitlines()[0][:100]}")
+                        continue
+                    tb, tf, ratio = paired_times(binary, baseline, pairs, timer=timer)
+                    tk, _, ratio_k = paired_times(kernel_only, baseline, pairs, timer=timer)
+                    macs = m * k * n
+                    row = Row("gemm", shape.name, {"M": m, "K": k, "N": n}, m, k, n, baseline_name, name, 0, impl_name,
+                              tb * 1e3, tf * 1e3, ratio, macs / tb / 1e9, 2 * macs / tf / 1e9, wp.numel() * 8,
+                              w.numel() * 4, w.numel() * 4 / (wp.numel() * 8), None, pairs,
+                              {"clock": "wall time, device-synchronized", "kernel_only_ms": tk * 1e3,
+                               "kernel_only_ratio": ratio_k})
+                    rows.append(row)
+                    if echo:
+                        echo(format_gpu_row(row))
+    return rows
+
+
+GPU_HEADER = (f"{'shape':<38} {'M':>6} {'K':>6} {'N':>5} {'binary kernel':<17} {'baseline':<25} {'binary ms':>10} "
+              f"{'base ms':>9} {'ratio':>7} {'alone':>7} {'bin TMAC/s':>10} {'base TFLOP/s':>12}")
+
+
+def format_gpu_row(row: Row) -> str:
+    return (f"{row.name[:38]:<38} {row.m:>6} {row.k:>6} {row.n:>5} {row.backend:<17} {row.baseline:<25} "
+            f"{row.binary_ms:>10.3f} {row.baseline_ms:>9.3f} {row.ratio:>6.2f}x {row.extra['kernel_only_ratio']:>6.2f}x "
+            f"{row.binary_gmacs / 1e3:>10.1f} {row.baseline_gflops / 1e3:>12.1f}")
 
 
 HEADER = (f"{'shape':<38} {'M':>6} {'K':>6} {'N':>5} {'binary ms':>10} {'fp32 ms':>9} {'ratio':>6} "
@@ -274,7 +357,7 @@ def store(rows: list[Row], db_url: str | None) -> None:
 
 
 def stored(db_url: str | None) -> list:
-    """The latest stored row per (kind, name, baseline, device, threads)."""
+    """The latest stored row per (kind, name, baseline, device, threads, backend)."""
     from sqlalchemy import select
 
     from repro import db as dbm
@@ -283,7 +366,7 @@ def stored(db_url: str | None) -> list:
         records = list(db.scalars(select(dbm.KernelBenchRecord).order_by(dbm.KernelBenchRecord.id)))
     latest = {}
     for r in records:
-        latest[(r.kind, r.name, r.baseline, r.device, r.threads)] = r
+        latest[(r.kind, r.name, r.baseline, r.device, r.threads, r.backend)] = r
     return list(latest.values())
 
 
@@ -293,18 +376,24 @@ def render_stored(records: list) -> str:
     if not records:
         lines.append("no kernel benchmarks stored yet: run 'repro kernels bench' (and 'repro kernels bench-model')")
     else:
-        lines.append(f"{'kind':<6} {'shape':<40} {'baseline':<36} {'threads':>7} {'backend':<8} {'binary ms':>10} {'base ms':>9} {'ratio':>7} {'memory':>7} {'ceiling':>7}")
+        lines.append(f"{'kind':<6} {'shape':<40} {'baseline':<36} {'threads':>7} {'backend':<17} {'binary ms':>10} {'base ms':>9} {'ratio':>7} {'memory':>7} {'ceiling':>7}")
         for r in records:
             memory = f"{r.float_bytes / r.packed_bytes:.1f}x" if r.packed_bytes else "-"
             ceiling = f"{r.ceiling_ratio:.1f}x" if r.ceiling_ratio else "-"
-            lines.append(f"{r.kind:<6} {r.name[:40]:<40} {r.baseline[:36]:<36} {r.threads:>7} {r.backend:<8} {r.binary_ms:>10.3f} "
+            lines.append(f"{r.kind:<6} {r.name[:40]:<40} {r.baseline[:36]:<36} {r.threads:>7} {r.backend:<17} {r.binary_ms:>10.3f} "
                          f"{r.baseline_ms:>9.3f} {r.ratio:>6.2f}x {memory:>7} {ceiling:>7}")
-        speed = [r.ratio for r in records if r.kind in ("gemm", "conv")]
-        memory = [r.float_bytes / r.packed_bytes for r in records if r.kind in ("gemm", "conv") and r.packed_bytes]
-        models = [r for r in records if r.kind == "model" and r.baseline.startswith("float32")]
         lines.append("")
-        lines.append(f"measured: layer speed ratio {min(speed):.2f}x .. {max(speed):.2f}x (median {statistics.median(speed):.2f}x); "
-                     f"binary-layer weight memory {min(memory):.1f}x .. {max(memory):.1f}x" if speed else "measured: no layer rows")
+        layers = [r for r in records if r.kind in ("gemm", "conv")]
+        for device in sorted({r.device for r in layers}):
+            for baseline in sorted({r.baseline for r in layers if r.device == device}):
+                for backend in sorted({r.backend for r in layers if r.device == device and r.baseline == baseline}):
+                    mine = [r for r in layers if (r.device, r.baseline, r.backend) == (device, baseline, backend)]
+                    speed = [r.ratio for r in mine]
+                    memory = [r.float_bytes / r.packed_bytes for r in mine if r.packed_bytes]
+                    lines.append(f"measured on {device}, {backend} vs {baseline}: layer speed ratio {min(speed):.2f}x .. "
+                                 f"{max(speed):.2f}x (median {statistics.median(speed):.2f}x over {len(speed)} shapes); "
+                                 f"binary-layer weight memory {min(memory):.1f}x .. {max(memory):.1f}x")
+        models = [r for r in records if r.kind == "model" and r.baseline.startswith("float32")]
         for r in models:
             lines.append(f"measured: {r.name}: packed model {r.ratio:.2f}x the float model's speed, "
                          f"file {r.float_bytes / r.packed_bytes:.1f}x smaller than the float32 state dict")

@@ -135,17 +135,26 @@ def cmd_kernels_bench(args) -> None:
     _check_threads(args.threads)
     if args.pairs < 1:
         raise ReproError(f"--pairs must be at least 1, got {args.pairs}")
-    if args.device == "cuda":
-        if not torch.cuda.is_available():
-            raise ReproError("--device cuda: no CUDA device on this machine (the GPU kernels need one)")
-        raise ReproError("--device cuda: the GPU benchmarks are not written yet (kernels.cuda has a CUDA-core GEMM, tested by tests/test_kernels_cuda.py)")
     echo = print if args.format == "text" else None
-    if echo:
-        from kernels import ops
-        echo(f"binary (kernels: {ops.backend()}) vs float32 torch on cpu, {args.threads} thread(s), "
-             f"{bench.clock(args.threads)[1]}; medians of {args.pairs} alternating pairs; ratio = float time / binary time")
-        echo(bench.HEADER)
-    rows = bench.run(args.device, args.threads, args.pairs, args.only, echo=echo)
+    if args.device == "cuda":
+        from kernels import cuda
+        if reason := cuda.unavailable_reason():
+            raise ReproError(f"--device cuda: {reason}; the GPU benchmarks need a CUDA GPU and nvcc")
+        if echo:
+            tc = cuda.tensor_core_unavailable_reason()
+            echo(f"binary kernels on {torch.cuda.get_device_name()} (CUDA cores{'' if tc else ', 1-bit tensor cores'}) "
+                 f"vs cuBLAS / torch._int_mm; activations packed in each call ('alone': pre-packed); wall time, "
+                 f"device-synchronized; medians of {args.pairs} alternating pairs; ratio = baseline time / binary time"
+                 + (f"; tensor-core kernel skipped: {tc}" if tc else ""))
+            echo(bench.GPU_HEADER)
+        rows = bench.run_gpu(args.pairs, args.only, echo=echo)
+    else:
+        if echo:
+            from kernels import ops
+            echo(f"binary (kernels: {ops.backend()}) vs float32 torch on cpu, {args.threads} thread(s), "
+                 f"{bench.clock(args.threads)[1]}; medians of {args.pairs} alternating pairs; ratio = float time / binary time")
+            echo(bench.HEADER)
+        rows = bench.run(args.threads, args.pairs, args.only, echo=echo)
     if not rows:
         raise ReproError(f"no benchmark shape matches --only '{args.only}'")
     bench.store(rows, args.db)

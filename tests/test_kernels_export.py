@@ -89,7 +89,8 @@ def test_bench_model_and_show(smoke_runs, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["kernels", "bench", "--device", "cuda"], "--device cuda"),
+    pytest.param(["kernels", "bench", "--device", "cuda"], "--device cuda",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: the command runs")),
     (["kernels", "bench", "--threads", "0"], "--threads must be at least 1"),
     (["kernels", "bench", "--only", "no such shape"], "no benchmark shape matches"),
     (["kernels", "bench-model", "--paper", "bulat2019", "--table", "1", "--row", "real", "--profile", "smoke"], "real-valued"),
