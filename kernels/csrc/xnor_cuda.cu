@@ -2,7 +2,7 @@
 // -1, bit 0 = +1, zero high bits in both operands):
 //   out[m, n] = scale[n] * dot(A[m], B[n]) with dot = K - 2 * popcount(A[m] ^ B[n]).
 //
-// * pack_rows: float [R, K] -> int64 [R, Kw] sign words (one thread per word).
+// * pack_rows: float [R, K] -> int64 [R, Kw] sign words (a warp ballot per 32 signs).
 // * xnor_gemm_cuda_core: popcount on CUDA cores, 16x16 outputs per block through shared memory.
 // * xnor_gemm_tensor_core: the 1-bit tensor cores (mma.sync m16n8k256 .b1, sm_80+). It uses
 //   .and.popc, since Hopper emulates .xor.popc at twice the cost: with a = popc(A[m]),
@@ -18,16 +18,14 @@
 namespace {
 
 // ---------------------------------------------------------------- packing
-__global__ void pack_rows_kernel(const float* __restrict__ x, unsigned long long* __restrict__ out,
-                                 int64_t R, int64_t K, int64_t Kw) {
-  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  if (i >= R * Kw) return;
-  const int64_t r = i / Kw, w = i % Kw;
-  const float* row = x + r * K + w * 64;
-  const int64_t n = K - w * 64 < 64 ? K - w * 64 : 64;
-  unsigned long long bits = 0;
-  for (int64_t j = 0; j < n; ++j) bits |= (unsigned long long)(row[j] < 0.0f) << j;
-  out[i] = bits;
+// A warp packs 32 consecutive signs of a row into one u32 with a ballot (coalesced reads); the
+// int64 word w of a row is u32s 2w (bits 0-31) and 2w + 1 (little-endian).
+__global__ void pack_rows_kernel(const float* __restrict__ x, uint32_t* __restrict__ out, int64_t R, int64_t K, int64_t K32) {
+  const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;  // blockDim.x is a multiple of 32
+  const int64_t r = i / (K32 * 32), j = i % (K32 * 32);
+  const bool negative = r < R && j < K && x[r * K + j] < 0.0f;
+  const uint32_t bits = __ballot_sync(0xffffffffu, negative);
+  if (threadIdx.x % 32 == 0 && r < R) out[r * K32 + j / 32] = bits;
 }
 
 __global__ void row_popcount_kernel(const unsigned long long* __restrict__ x, int* __restrict__ out, int64_t R, int64_t Kw) {
@@ -177,10 +175,10 @@ at::Tensor pack_rows_cuda(at::Tensor x, int64_t stream) {
   x = x.contiguous().to(at::kFloat);
   const int64_t R = x.size(0), K = x.size(1), Kw = (K + 63) / 64;
   auto out = at::empty({R, Kw}, x.options().dtype(at::kLong));
-  const int64_t n = R * Kw;
+  const int64_t n = R * Kw * 64;  // one thread a bit, padding bits included
   if (n == 0) return out;
   pack_rows_kernel<<<(n + 255) / 256, 256, 0, as_stream(stream)>>>(
-      x.data_ptr<float>(), reinterpret_cast<unsigned long long*>(out.data_ptr<int64_t>()), R, K, Kw);
+      x.data_ptr<float>(), reinterpret_cast<uint32_t*>(out.data_ptr<int64_t>()), R, K, Kw * 2);
   check_launch("pack_rows_kernel");
   return out;
 }
