@@ -208,6 +208,7 @@ def cmd_kernels_show(args) -> None:
 def cmd_list(args) -> None:
     from .config import PROFILES, resolve
     from .plugins import discover
+    from .tasks import get_task
 
     papers = discover()
     listing = []
@@ -224,6 +225,8 @@ def cmd_list(args) -> None:
             tables.append({
                 "id": table.id, "caption": table.caption, "task": table.task, "dataset": table.dataset,
                 "metrics": list(table.metrics), "claims": [c.text for c in table.claims],
+                "assumptions": {**(get_task(table.task).assumptions if any(r.runnable for r in table.rows) else {}),
+                                **table.assumptions},
                 "rows": [{"id": r.id, "label": r.label, "published": r.published, "runnable": r.runnable,
                           "not_runnable_reason": r.not_runnable_reason or None,
                           "profiles": needs(r)} for r in table.rows],
@@ -235,7 +238,8 @@ def cmd_list(args) -> None:
     for paper in listing:
         print(f"{paper['id']}: {paper['title']} ({paper['venue']} {paper['year']})")
         for table in paper["tables"]:
-            print(f"  table {table['id']}: {table['caption']} [{table['task']} on {table['dataset']}; metrics: {', '.join(table['metrics'])}]")
+            print(f"  table {table['id']}: {table['caption']} [{table['task']} on {table['dataset']}; metrics: {', '.join(table['metrics'])}; "
+                  f"{len(table['assumptions'])} assumptions, see --format json]")
             for row in table["rows"]:
                 published = ", ".join(f"{k}={v:g}" for k, v in row["published"].items())
                 if row["runnable"]:

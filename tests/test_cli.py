@@ -154,6 +154,8 @@ def test_list_json_shows_rows_and_what_they_need(capsys):
     assert row["profiles"] == {"smoke": "synthetic_pose", "proxy": "synthetic_pose", "paper": "mpii",
                               "structure": "no data (measures the model)"}
     assert row["published"] == {"pckh_total": 76.6}
+    # what the row's config assumes where the paper is silent, before anything runs
+    assert "0.5" in table["assumptions"]["train.distill"] and "train.lr" in table["assumptions"]
 
 
 def test_local_executor_runs_jobs_in_fresh_processes(workdir, capsys):
