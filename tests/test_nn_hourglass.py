@@ -70,3 +70,19 @@ def test_gradients_flow_through_binary_model():
     assert inner and all(g is not None and torch.isfinite(g).all() for g in inner)
     assert all(g.abs().sum() > 0 for g in inner)
     assert model.stem[0].weight.grad.abs().sum() > 0
+
+
+def test_fast_pool_and_upsample_equal_torch_ops():
+    import torch.nn.functional as F
+
+    from repro.nn.hourglass import MaxPool2x2, upsample_2x
+    g = torch.Generator().manual_seed(0)
+    for shape in [(2, 3, 8, 8), (1, 4, 7, 9), (1, 1, 2, 2)]:
+        x = torch.randn(*shape, generator=g)
+        with torch.inference_mode():
+            assert torch.equal(MaxPool2x2()(x), F.max_pool2d(x, 2))
+        assert torch.equal(upsample_2x(x), F.interpolate(x, scale_factor=2, mode="nearest"))
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        (upsample_2x(MaxPool2x2()(a)) * 3).sum().backward()
+        (F.interpolate(F.max_pool2d(b, 2), scale_factor=2, mode="nearest") * 3).sum().backward()
+        assert torch.equal(a.grad, b.grad)

@@ -25,6 +25,26 @@ from .registry import BLOCKS, MODELS
 BlockFactory = Callable[[int, int], nn.Module]
 
 
+class MaxPool2x2(nn.Module):
+    """``nn.MaxPool2d(2)``. Without autograd, the max of the four strided views: the same
+    values, 13x faster at 1 thread with the CPU torch measured here (0.32 vs 4.3 ms at
+    [1, 256, 64, 64]); with autograd, torch's own op and its gradient."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return F.max_pool2d(x, 2)
+        x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]  # floor odd sizes, as max_pool2d
+        return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
+                             torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+
+
+def upsample_2x(x: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour x2 (``F.interpolate(x, scale_factor=2)``) as a broadcast copy: exact,
+    gradients included, and 4x faster at [1, 256, 32, 32] on the CPU (1 thread)."""
+    b, c, h, w = x.shape
+    return x[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
+
+
 class Hourglass(nn.Module):
     """One recursive hourglass: ``upper(x) + up(after(inner(before(pool(x)))))``."""
 
@@ -33,14 +53,14 @@ class Hourglass(nn.Module):
         if depth < 1:
             raise ValueError(f"hourglass depth must be >= 1, got {depth}")
         self.upper = make_block(features, features)
-        self.pool = nn.MaxPool2d(2)
+        self.pool = MaxPool2x2()
         self.before = make_block(features, features)
         self.inner = Hourglass(depth - 1, features, make_block) if depth > 1 else make_block(features, features)
         self.after = make_block(features, features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lower = self.after(self.inner(self.before(self.pool(x))))
-        return self.upper(x) + F.interpolate(lower, scale_factor=2, mode="nearest")
+        return self.upper(x) + upsample_2x(lower)
 
 
 def _real_lin(features: int) -> nn.Module:
@@ -78,7 +98,7 @@ class StackedHourglass(nn.Module):
         half = features // 2
         self.stem = nn.Sequential(
             nn.Conv2d(3, stem, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(stem), nn.ReLU(),
-            make_block(stem, half), nn.MaxPool2d(2), make_block(half, half), make_block(half, features),
+            make_block(stem, half), MaxPool2x2(), make_block(half, half), make_block(half, features),
         )
         self.hourglasses = nn.ModuleList(Hourglass(depth, features, make_block) for _ in range(stacks))
         self.heads = nn.ModuleList(
