@@ -86,12 +86,31 @@ AVX2 inline __m256i hsum4(const __m256i* acc) {
   return _mm256_add_epi64(_mm256_permute2x128_si256(t01, t23, 0x20), _mm256_permute2x128_si256(t01, t23, 0x31));
 }
 
+// The epilogue of 4 columns in vector registers: K - 2 popcount (int64 lanes, |value| < 2^31)
+// narrowed to int32, minus the padding correction, to float, times scale, plus bias; 4 stores.
+AVX2 inline void store4(const Epilogue& ep, int64_t m, int64_t n, __m256i popc) {
+  const int64_t img = ep.P ? m / ep.P : 0, p = ep.P ? m - img * ep.P : m;
+  const int32_t r = ep.pad_index ? ep.pad_index[p] : -1;
+  const __m256i v64 = _mm256_sub_epi64(_mm256_set1_epi64x(ep.K), _mm256_slli_epi64(popc, 1));
+  __m128i v = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v64, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
+  if (r >= 0) v = _mm_sub_epi32(v, _mm_loadu_si128((const __m128i*)(ep.pad_corr + (int64_t)r * ep.N + n)));
+  __m128 y = _mm_cvtepi32_ps(v);
+  if (ep.scale) y = _mm_mul_ps(y, _mm_loadu_ps(ep.scale + n));
+  if (ep.bias) y = _mm_add_ps(y, _mm_loadu_ps(ep.bias + n));
+  if (!ep.P) { _mm_storeu_ps(ep.out + m * ep.N + n, y); return; }
+  alignas(16) float values[4];
+  _mm_store_ps(values, y);
+  float* o = ep.out + img * ep.N * ep.P + p;
+  for (int c = 0; c < 4; ++c) o[(n + c) * ep.P] = values[c];
+}
+
 template <int R, int C>
 AVX2 inline void tile(const u64* A, const u64* B, int64_t Kw, int64_t m, int64_t n, const Epilogue& ep) {
   static_assert(C == 1 || C == 4, "tiles are 4 columns wide, or 1 for the remainder");
   const __m256i lut = _mm256_setr_epi8(0,1,1,2,1,2,2,3,1,2,2,3,2,3,3,4, 0,1,1,2,1,2,2,3,1,2,2,3,2,3,3,4);
   const __m256i low = _mm256_set1_epi8(0x0f);
-  alignas(32) int64_t total[R][4] = {};
+  __m256i total[R];  // popcounts of (row r, column c) in lane c
+  for (int r = 0; r < R; ++r) total[r] = _mm256_setzero_si256();
   const int64_t chunks = Kw / 4;
   for (int64_t c0 = 0; c0 < chunks; c0 += 31) {
     __m256i acc[R][4];
@@ -106,15 +125,22 @@ AVX2 inline void tile(const u64* A, const u64* B, int64_t Kw, int64_t m, int64_t
           acc[r][c] = _mm256_add_epi8(acc[r][c], pop_bytes(_mm256_xor_si256(a[r], b), lut, low));
       }
     }
+    for (int r = 0; r < R; ++r) total[r] = _mm256_add_epi64(total[r], hsum4(acc[r]));
+  }
+  if (chunks * 4 < Kw) {  // the last 1-3 words
     for (int r = 0; r < R; ++r) {
-      __m256i sum = _mm256_add_epi64(_mm256_load_si256((const __m256i*)total[r]), hsum4(acc[r]));
-      _mm256_store_si256((__m256i*)total[r], sum);
+      int64_t rest[4] = {};
+      for (int64_t k = chunks * 4; k < Kw; ++k)
+        for (int c = 0; c < C; ++c) rest[c] += _mm_popcnt_u64(A[(m + r) * Kw + k] ^ B[(n + c) * Kw + k]);
+      total[r] = _mm256_add_epi64(total[r], _mm256_setr_epi64x(rest[0], rest[1], rest[2], rest[3]));
     }
   }
-  for (int64_t k = chunks * 4; k < Kw; ++k)  // the last 0-3 words
-    for (int r = 0; r < R; ++r) for (int c = 0; c < C; ++c)
-      total[r][c] += _mm_popcnt_u64(A[(m + r) * Kw + k] ^ B[(n + c) * Kw + k]);
-  for (int r = 0; r < R; ++r) ep.store(m + r, n, total[r], C);
+  for (int r = 0; r < R; ++r) {
+    if (C == 4) { store4(ep, m + r, n, total[r]); continue; }
+    alignas(32) int64_t counts[4];
+    _mm256_store_si256((__m256i*)counts, total[r]);
+    ep.store(m + r, n, counts, C);
+  }
 }
 
 AVX2 void block_avx2(const u64* A, const u64* B, int64_t m0, int64_t m1, int64_t N, int64_t Kw, const Epilogue& ep) {
