@@ -7,6 +7,7 @@ layer from a float input: sign packing + packed im2col + XNOR GEMM + scale, agai
 """
 from __future__ import annotations
 
+import contextlib
 import platform
 import statistics
 import time
@@ -210,6 +211,16 @@ def gpu_baselines(x: torch.Tensor, w: torch.Tensor) -> dict[str, Callable[[], ob
             "int8 torch._int_mm (+-1)": lambda: torch._int_mm(xi, wi)}
 
 
+@contextlib.contextmanager
+def _tf32_setting_kept():
+    """The TF32 baseline switches torch's global matmul setting: put the caller's back."""
+    saved = torch.backends.cuda.matmul.allow_tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def run_gpu(pairs: int = 7, only: str | None = None, echo: Callable[[str], None] | None = None,
             device: str = "cuda", impls: dict | None = None, pack: Callable | None = None) -> list[Row]:
     """GPU: every shape as a GEMM, each binary kernel (sign packing of the activations included;
@@ -231,7 +242,7 @@ def run_gpu(pairs: int = 7, only: str | None = None, echo: Callable[[str], None]
     name = torch.cuda.get_device_name() if on_gpu else f"cpu ({platform.processor() or platform.machine()})"
     generator = torch.Generator(device=device).manual_seed(0)
     rows = []
-    with torch.inference_mode():
+    with torch.inference_mode(), _tf32_setting_kept():
         for shape in gpu_shapes():
             if only and only not in shape.name:
                 continue
