@@ -141,7 +141,8 @@ def _smooth_field(rng, cells: int, size: int) -> np.ndarray:
     return np.asarray(small.resize((size, size), Image.BICUBIC), dtype=np.float32) / 255.0
 
 
-def _background(rng, size: int) -> np.ndarray:
+def background(rng, size: int) -> np.ndarray:
+    """A textured background (stripes, gradient or flat, with smooth colour noise), [size, size, 3] in [0, 1]."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     angle = rng.uniform(0, np.pi)
     ramp = np.cos(angle) * xx + np.sin(angle) * yy
@@ -291,8 +292,8 @@ def render_sample(rng: np.random.Generator, size: int = 64, max_rotation: float 
     palette = _palette(rng)
 
     # The background is smooth, so render it at the final size and upsample.
-    background = Image.fromarray((_background(rng, size) * 255).astype(np.uint8))
-    canvas = background.resize((big, big), Image.BILINEAR)
+    backdrop = Image.fromarray((background(rng, size) * 255).astype(np.uint8))
+    canvas = backdrop.resize((big, big), Image.BILINEAR)
     draw = ImageDraw.Draw(canvas)
     _draw_distractors(rng, draw, big, height_ss, palette)
     _draw_person(rng, draw, joints_ss, height_ss, palette)
@@ -335,10 +336,15 @@ def cache_path(n: int, image_size: int, seed: int, cache_dir) -> Path:
 def load_or_generate(n: int, image_size: int = 64, seed: int = 0, cache_dir=None) -> dict[str, np.ndarray]:
     """``generate`` with an .npz cache keyed by (n, image_size, seed, GENERATOR_VERSION)."""
     path = cache_path(n, image_size, seed, cache_dir or DEFAULT_CACHE_DIR)
+    return cached_npz(path, lambda: generate(n, image_size, seed))
+
+
+def cached_npz(path: Path, make) -> dict[str, np.ndarray]:
+    """The arrays saved at ``path``, or ``make()``'s, saved there first (atomically)."""
     if path.exists():
         with np.load(path) as data:
             return {k: data[k] for k in data.files}
-    data = generate(n, image_size, seed)
+    data = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     # Temp file + atomic rename so concurrent runs never read a half-written cache.
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

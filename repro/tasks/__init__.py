@@ -1,4 +1,4 @@
-"""Tasks (pose, classification): what a table's rows train on and how they are scored.
+"""Tasks (pose, face alignment, classification): what a table's rows train on and how they are scored.
 
 A task supplies default config values, the ``smoke`` / ``proxy`` profile overlays, the
 conventions it assumes, and the four things the training loop needs: data, model, loss and
@@ -10,7 +10,8 @@ import importlib
 
 from ..errors import ReproError
 
-_TASK_MODULES = {"pose": "repro.tasks.pose", "classification": "repro.tasks.classification"}
+_TASK_MODULES = {"pose": "repro.tasks.pose", "classification": "repro.tasks.classification",
+                 "face_alignment": "repro.tasks.face"}
 
 
 def get_task(name: str):

@@ -82,10 +82,7 @@ class PoseTask:
         check_name(model["block"], BLOCKS.names(), "model.block")
         check_network(config)
         check_name(train["loss"], ("bce", "mse"), "train.loss")
-        check_name(data.get("joints", "mpii"), JOINT_SETS, "data.joints")
-        if model["n_joints"] != len(joint_set(config)):
-            raise ReproError(f"model.n_joints is {model['n_joints']}, but the joint set '{joint_set(config).name}' "
-                             f"(data.joints) has {len(joint_set(config))} joints")
+        self.check_landmarks(config)
         drops = train.get("lr_drop_at")
         if drops is not None and (not isinstance(drops, list) or not all(isinstance(e, int) and e > 0 for e in drops)
                                   or drops != sorted(set(drops))):
@@ -93,6 +90,12 @@ class PoseTask:
         for key, value in (model.get("size_ratio") or {}).items():
             if key not in ("features", "depth") or not isinstance(value, (int, float)) or not 0 < value <= 1:
                 raise ReproError(f"model.size_ratio.{key}: expected features or depth with a ratio in (0, 1], got {value!r}")
+
+    def check_landmarks(self, config: dict) -> None:
+        check_name(config["data"].get("joints", "mpii"), JOINT_SETS, "data.joints")
+        if config["model"]["n_joints"] != len(joint_set(config)):
+            raise ReproError(f"model.n_joints is {config['model']['n_joints']}, but the joint set '{joint_set(config).name}' "
+                             f"(data.joints) has {len(joint_set(config))} joints")
 
     # --- data ---------------------------------------------------------------------------------
     def check_data(self, config: dict) -> None:
@@ -142,7 +145,7 @@ class PoseTask:
                 images, joints, visible, boxes = augment_batch(
                     images, joints, visible, boxes, generator, flip=aug["flip"],
                     scale=tuple(aug["scale"]) if aug["scale"] else (1.0, 1.0), rotate=aug["rotate"] or 0.0,
-                    flip_pairs=joint_set(config).flip_pairs)
+                    flip_pairs=self.flip_pairs(config))
             heatmaps = render_heatmaps(joints, visible, config["data"]["heatmap_size"], HEATMAP_STRIDE,
                                        config["data"]["sigma"])
             yield images, {"heatmaps": heatmaps, "joints": joints, "visible": visible, "head_boxes": boxes}
@@ -176,18 +179,25 @@ class PoseTask:
     def soft_targets(self, teacher_outputs: list[torch.Tensor]) -> torch.Tensor:
         return torch.sigmoid(teacher_outputs[-1])
 
+    def flip_pairs(self, config: dict) -> tuple[tuple[int, int], ...]:
+        return joint_set(config).flip_pairs
+
     @torch.no_grad()
-    def evaluate(self, model: torch.nn.Module, split: PoseSplit, config: dict) -> dict[str, float]:
+    def predict(self, model: torch.nn.Module, split: PoseSplit, config: dict) -> torch.Tensor:
+        """Joint coordinates [N, J, 2] in input pixels from the last stack (flip-averaged if asked)."""
         model.eval()
         preds = []
         for images, _ in self.batches(split, config, torch.Generator(), train=False):
             heatmaps = model(images)[-1]
             if config["eval"]["flip_test"]:
                 flipped = model(torch.flip(images, dims=[3]))[-1]
-                heatmaps = (heatmaps + flip_heatmaps(flipped, joint_set(config).flip_pairs)) / 2
+                heatmaps = (heatmaps + flip_heatmaps(flipped, self.flip_pairs(config))) / 2
             coords, _ = decode_heatmaps(heatmaps, HEATMAP_STRIDE)
             preds.append(coords)
-        scores = pckh(torch.cat(preds), split.joints, split.visible, split.head_boxes,
+        return torch.cat(preds)
+
+    def evaluate(self, model: torch.nn.Module, split: PoseSplit, config: dict) -> dict[str, float]:
+        scores = pckh(self.predict(model, split, config), split.joints, split.visible, split.head_boxes,
                       threshold=config["eval"]["pckh_threshold"], parts=joint_set(config).parts)
         return {f"pckh_{part}": float(value) for part, value in scores.items() if not isinstance(value, dict)}
 
