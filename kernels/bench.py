@@ -116,9 +116,11 @@ def clock(threads: int) -> tuple[Callable[[], float], str]:
 
 
 def paired_times(binary: Callable[[], object], baseline: Callable[[], object], pairs: int,
-                 min_sample_s: float = 0.02, timer: Callable[[], float] = time.perf_counter) -> tuple[float, float, float]:
+                 min_sample_s: float = 0.02, timer: Callable[[], float] = time.perf_counter,
+                 warmup: int = 1) -> tuple[float, float, float]:
     """Median binary and baseline seconds per call and the median paired ratio."""
-    binary(), baseline()  # warm up (first-call allocations, packing caches)
+    for _ in range(warmup):  # first-call allocations, packing caches, padding corrections
+        binary(), baseline()
     start = timer()
     baseline()
     reps = max(1, int(min_sample_s / max(timer() - start, 1e-6)))
@@ -330,7 +332,8 @@ def bench_model(config: dict, binary_model: torch.nn.Module, threads: int = 1, p
         max_diff = max((a - b).abs().max().item() for a, b in zip(packed(x), binary_model(x)))
         for baseline_name, baseline in (("float32 model (same architecture)", float_model),
                                         ("PyTorch binary model (float convs)", binary_model)):
-            tb, tf, ratio = paired_times(lambda: packed(x), lambda: baseline(x), pairs, min_sample_s=0.0, timer=timer)
+            # a whole network's first calls allocate every activation: warm both up a few times
+            tb, tf, ratio = paired_times(lambda: packed(x), lambda: baseline(x), pairs, min_sample_s=0.0, timer=timer, warmup=3)
             model_cfg = config["model"]
             name = f"{model_cfg['name']} {model_cfg.get('block', '')} f{model_cfg.get('features')} d{model_cfg.get('depth')} s{model_cfg.get('stacks')} @{size}"
             row = Row("model", name, {"input": [1, 3, size, size], **{k: v for k, v in model_cfg.items() if v is not None}},
