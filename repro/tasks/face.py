@@ -12,7 +12,6 @@ from ..errors import ReproError
 from ..face import FLIP_PAIRS, LANDMARK_NAMES
 from ..face import synthetic
 from ..face.nme import nme
-from ..paths import cache_dir
 from .common import check_name, data_root
 from .pose import PoseSplit, PoseTask
 
@@ -67,27 +66,20 @@ class FaceAlignmentTask(PoseTask):
             raise ReproError(f"AFLW found at {root}, but the AFLW loader is not implemented yet: use --profile proxy")
         raise ReproError(f"unknown face dataset '{name}': use synthetic_faces or aflw")
 
-    def load_data(self, config: dict) -> tuple[FaceSplit, FaceSplit]:
-        self.check_data(config)
-        data = config["data"]
-        size, seed, cache = data["input_size"], data["seed"], cache_dir() / "synthetic_faces"
-        train = synthetic.load_or_generate(data["n_train"], size, seed, cache)
-        val = synthetic.load_or_generate(data["n_val"], size, seed + 10_000, cache)  # other faces
-        return _split(train), _split(val)
+    synthetic_data = synthetic
+
+    def split(self, arrays: dict, config: dict) -> FaceSplit:
+        return FaceSplit(
+            images=torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).contiguous(),
+            joints=torch.from_numpy(arrays["landmarks"]).float(),
+            visible=torch.from_numpy(arrays["visible"]).bool(),
+            head_boxes=torch.from_numpy(arrays["face_boxes"]).float(),
+            yaw=torch.from_numpy(arrays["yaw"]).float(),
+        )
 
     def evaluate(self, model: torch.nn.Module, split: FaceSplit, config: dict) -> dict[str, float]:
         bins = [tuple(b) for b in config["eval"]["yaw_bins"]]
         return nme(self.predict(model, split, config), split.joints, split.visible, split.head_boxes, split.yaw, bins)
-
-
-def _split(arrays: dict) -> FaceSplit:
-    return FaceSplit(
-        images=torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).contiguous(),
-        joints=torch.from_numpy(arrays["landmarks"]).float(),
-        visible=torch.from_numpy(arrays["visible"]).bool(),
-        head_boxes=torch.from_numpy(arrays["face_boxes"]).float(),
-        yaw=torch.from_numpy(arrays["yaw"]).float(),
-    )
 
 
 TASK = FaceAlignmentTask()

@@ -120,15 +120,24 @@ class PoseTask:
             raise ReproError(f"LSP found at {root / 'lsp'}, but the LSP loader is not implemented yet: use --profile proxy")
         raise ReproError(f"unknown pose dataset '{name}': use synthetic_pose, mpii or lsp")
 
+    synthetic_data = synthetic  # the proxies' data: a module with load_or_generate(n, size, seed, cache)
+
     def load_data(self, config: dict) -> tuple[PoseSplit, PoseSplit]:
         self.check_data(config)
         data = config["data"]
-        size, seed = data["input_size"], data["seed"]
-        cache = cache_dir() / "synthetic_pose"
-        train = synthetic.load_or_generate(data["n_train"], size, seed, cache)
-        val = synthetic.load_or_generate(data["n_val"], size, seed + 10_000, cache)  # disjoint figures
-        joints = joint_set(config)  # the generator draws MPII's 16 joints: keep the set's
-        return _split(train, joints), _split(val, joints)
+        size, seed, cache = data["input_size"], data["seed"], cache_dir() / data["name"]
+        train = self.synthetic_data.load_or_generate(data["n_train"], size, seed, cache)
+        val = self.synthetic_data.load_or_generate(data["n_val"], size, seed + 10_000, cache)  # other samples
+        return self.split(train, config), self.split(val, config)
+
+    def split(self, arrays: dict, config: dict) -> PoseSplit:
+        keep = list(joint_set(config).from_mpii)  # the generator draws MPII's 16 joints: keep the set's
+        return PoseSplit(
+            images=torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).contiguous(),
+            joints=torch.from_numpy(arrays["joints"][:, keep]).float(),
+            visible=torch.from_numpy(arrays["visible"][:, keep]).bool(),
+            head_boxes=torch.from_numpy(arrays["head_boxes"]).float(),
+        )
 
     def batches(self, split: PoseSplit, config: dict, generator: torch.Generator, train: bool = True):
         """Yield (images, targets) batches; training batches are shuffled and augmented."""
@@ -218,16 +227,6 @@ def sized(model: dict) -> dict:
     if "depth" in ratio:
         model["depth"] = max(1, math.floor(model["depth"] * ratio["depth"] + 0.5))
     return model
-
-
-def _split(arrays: dict, joints: JointSet) -> PoseSplit:
-    keep = list(joints.from_mpii)
-    return PoseSplit(
-        images=torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).contiguous(),
-        joints=torch.from_numpy(arrays["joints"][:, keep]).float(),
-        visible=torch.from_numpy(arrays["visible"][:, keep]).bool(),
-        head_boxes=torch.from_numpy(arrays["head_boxes"]).float(),
-    )
 
 
 TASK = PoseTask()
