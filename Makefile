@@ -17,7 +17,7 @@ test: setup
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints-cpu.txt
+$(VENV)/.installed: pyproject.toml setup.py constraints-cpu.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check $(TORCH_CONSTRAINTS) -e '.[test,dashboard]'
 	touch $@

@@ -1,4 +1,6 @@
-"""``repro kernels bench``: binary kernels against float32 BLAS at the papers' layer shapes.
+"""Benchmarks of the binary kernels against what a user would run instead: float32 BLAS on the
+CPU; cuBLAS FP32 / TF32 / BF16 and int8 on the GPU. The shapes come from the caller (the
+papers' layer shapes: ``repro kernels bench``); results are :class:`BenchResult` rows.
 
 Every row times the binary op (A) and its float32 baseline (B) alternately in one process
 (A B, B A, A B, ...: the second core is shared and noisy), and reports the medians of the times
@@ -19,19 +21,11 @@ import torch.nn.functional as F
 
 from . import ops, packing
 
-# Ratio of peak binary MACs to peak fp32 MACs per core and cycle, by kernel ISA, on this
-# project's CPU (AMD Zen 3, shared/ENVIRONMENT.md): fp32 = 2 FMA x 8 lanes = 16 MACs/cycle;
-# AVX2 nibble-LUT popcount ~128 binary MACs/cycle (8x), scalar POPCNT ~85 (5.3x).
+# Ratio of peak binary MACs to peak fp32 MACs per core and cycle, by kernel ISA, measured on
+# AMD Zen 3: fp32 = 2 FMA x 8 lanes = 16 MACs/cycle; AVX2 nibble-LUT popcount ~128 binary
+# MACs/cycle (8x), scalar POPCNT ~85 (5.3x). Other cores differ (an Intel core with AVX-512 runs
+# fp32 twice as fast and the AVX2 popcount at ~2.8x fp32).
 CEILING_RATIO = {"avx2": 8.0, "popcnt": 5.3}
-
-# Published efficiency claims (shared/papers/FACTS.md "Published efficiency claims").
-CLAIMS = [
-    ("xnornet", "58x CPU speed-up of binary convolutions (XNOR-Net)", "speed_ratio", 58.0),
-    ("xnornet", "32x memory saving for binary layers (XNOR-Net)", "memory_ratio", 32.0),
-    ("bulat2017", "speed-ups of up to 3.5x against cuBLAS", "speed_ratio_gpu", 3.5),
-    ("bulat2017", "39x compression vs single precision", "memory_ratio", 39.0),
-    ("liu2020", "LBRN about 3x faster than the real network", "speed_ratio", 3.0),
-]
 
 
 @dataclass
@@ -55,36 +49,20 @@ class Shape:
         return out * out, self.cin * self.kernel ** 2, self.cout
 
 
-def _conv(name, cin, cout, size, kernel=3, stride=1, padding=None):
-    return Shape("conv", name, cin=cin, cout=cout, size=size, kernel=kernel, stride=stride,
-                 padding=kernel // 2 if padding is None else padding)
-
-
-def shapes() -> list[Shape]:
-    rows = [Shape("gemm", "hourglass 3x3 128->128 at 64x64 as GEMM", 4096, 1152, 128),
-            Shape("gemm", "square 1024", 1024, 1024, 1024),
-            Shape("gemm", "square 2048", 2048, 2048, 2048)]
-    # HPM hourglass (features 256, 256x256 input): the stem's blocks at 128 and 64, then the
-    # hourglass's block (256->128, 128->64, 64->64) at every resolution 64 .. 4.
-    rows += [_conv("hpm stem 64->64 @128", 64, 64, 128), _conv("hpm stem 64->32 @128", 64, 32, 128),
-             _conv("hpm stem 128->128 @64", 128, 128, 64)]
-    for size in (64, 32, 16, 8, 4):
-        rows += [_conv(f"hpm 256->128 @{size}", 256, 128, size), _conv(f"hpm 128->64 @{size}", 128, 64, size),
-                 _conv(f"hpm 64->64 @{size}", 64, 64, size)]
-    # ResNet-18 (224x224): the 3x3 convs of each stage (first conv and 1x1 shortcuts stay real).
-    rows += [_conv("resnet18 layer1 64->64 @56", 64, 64, 56),
-             _conv("resnet18 layer2 64->128 /2 @56", 64, 128, 56, stride=2), _conv("resnet18 layer2 128->128 @28", 128, 128, 28),
-             _conv("resnet18 layer3 128->256 /2 @28", 128, 256, 28, stride=2), _conv("resnet18 layer3 256->256 @14", 256, 256, 14),
-             _conv("resnet18 layer4 256->512 /2 @14", 256, 512, 14, stride=2), _conv("resnet18 layer4 512->512 @7", 512, 512, 7)]
-    # AlexNet (Krizhevsky 2012 widths, as XNOR-Net): conv2..conv5 (conv1 stays real).
-    rows += [_conv("alexnet conv2 96->256 5x5 @27", 96, 256, 27, kernel=5),
-             _conv("alexnet conv3 256->384 @13", 256, 384, 13), _conv("alexnet conv4 384->384 @13", 384, 384, 13),
-             _conv("alexnet conv5 384->256 @13", 384, 256, 13)]
-    return rows
+def shape_from_dict(spec: dict) -> Shape:
+    """``{kind: gemm, name, m, k, n}`` or ``{kind: conv, name, cin, cout, size, kernel, stride}``
+    (padding kernel // 2, as the papers' 'same' convs)."""
+    spec = dict(spec)
+    if spec["kind"] == "conv":
+        spec.setdefault("kernel", 3)
+        spec.setdefault("padding", spec["kernel"] // 2)
+    return Shape(**spec)
 
 
 @dataclass
-class Row:
+class BenchResult:
+    """One measured shape (or model): the binary op against one baseline."""
+
     kind: str
     name: str
     shape: dict
@@ -160,8 +138,8 @@ def _conv_ops(shape: Shape, generator: torch.Generator):
         packed.bits.numel() * 8, w.numel() * 4, "F.conv2d fp32", None
 
 
-def run(threads: int = 1, pairs: int = 7, only: str | None = None,
-        echo: Callable[[str], None] | None = None) -> list[Row]:
+def run(shapes: list[Shape], threads: int = 1, pairs: int = 7,
+        echo: Callable[[str], None] | None = None) -> list[BenchResult]:
     """CPU: every shape, binary (packing included) against float32 torch."""
     torch.set_num_threads(threads)
     backend = ops.backend()
@@ -169,9 +147,7 @@ def run(threads: int = 1, pairs: int = 7, only: str | None = None,
     generator = torch.Generator().manual_seed(0)
     rows = []
     with torch.inference_mode():
-        for shape in shapes():
-            if only and only not in shape.name:
-                continue
+        for shape in shapes:
             make = _gemm_ops if shape.kind == "gemm" else _conv_ops
             binary, baseline, packed_bytes, float_bytes, baseline_name, kernel_only = make(shape, generator)
             tb, tf, ratio = paired_times(binary, baseline, pairs, timer=timer)
@@ -181,7 +157,7 @@ def run(threads: int = 1, pairs: int = 7, only: str | None = None,
                 extra.update(kernel_only_ms=tk * 1e3, kernel_only_ratio=ratio_k)
             m, k, n = shape.gemm_dims()
             macs = m * k * n
-            row = Row(shape.kind, shape.name, {key: v for key, v in asdict(shape).items() if v and key not in ("kind", "name")},
+            row = BenchResult(shape.kind, shape.name, {key: v for key, v in asdict(shape).items() if v and key not in ("kind", "name")},
                       m, k, n, baseline_name, f"cpu ({platform.processor() or platform.machine()})", threads, backend,
                       tb * 1e3, tf * 1e3, ratio, macs / tb / 1e9, 2 * macs / tf / 1e9, packed_bytes, float_bytes,
                       float_bytes / packed_bytes, CEILING_RATIO.get(backend), pairs, extra)
@@ -194,10 +170,9 @@ def run(threads: int = 1, pairs: int = 7, only: str | None = None,
     return rows
 
 
-def gpu_shapes() -> list[Shape]:
-    """The CPU shapes, each as the GEMM it is (im2col dims for a conv), and the goal's 8192^3."""
-    rows = [Shape("gemm", s.name, *s.gemm_dims()) for s in shapes()]
-    return rows + [Shape("gemm", "square 4096", 4096, 4096, 4096), Shape("gemm", "square 8192", 8192, 8192, 8192)]
+def as_gemms(shapes: list[Shape]) -> list[Shape]:
+    """Each shape as the GEMM it is (im2col dims for a conv): what the GPU benchmark runs."""
+    return [Shape("gemm", s.name, *s.gemm_dims()) for s in shapes]
 
 
 def gpu_baselines(x: torch.Tensor, w: torch.Tensor) -> dict[str, Callable[[], object]]:
@@ -223,9 +198,9 @@ def _tf32_setting_kept():
         torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-def run_gpu(pairs: int = 7, only: str | None = None, echo: Callable[[str], None] | None = None,
-            device: str = "cuda", impls: dict | None = None, pack: Callable | None = None) -> list[Row]:
-    """GPU: every shape as a GEMM, each binary kernel (sign packing of the activations included;
+def run_gpu(shapes: list[Shape], pairs: int = 7, echo: Callable[[str], None] | None = None,
+            device: str = "cuda", impls: dict | None = None, pack: Callable | None = None) -> list[BenchResult]:
+    """GPU: every shape as a GEMM (:func:`as_gemms`), each binary kernel (sign packing of the activations included;
     the kernel alone in ``extra``) against each baseline of :func:`gpu_baselines`, in one process
     with CUDA-synchronized clocks. ``device``, ``impls`` and ``pack`` are for testing the
     pipeline on a CPU (default: the kernels of kernels.cuda)."""
@@ -245,9 +220,7 @@ def run_gpu(pairs: int = 7, only: str | None = None, echo: Callable[[str], None]
     generator = torch.Generator(device=device).manual_seed(0)
     rows = []
     with torch.inference_mode(), _tf32_setting_kept():
-        for shape in gpu_shapes():
-            if only and only not in shape.name:
-                continue
+        for shape in as_gemms(shapes):
             m, k, n = shape.m, shape.k, shape.n
             x = torch.randn(m, k, generator=generator, device=device)
             w = torch.randn(n, k, generator=generator, device=device)
@@ -265,7 +238,7 @@ def run_gpu(pairs: int = 7, only: str | None = None, echo: Callable[[str], None]
                     tb, tf, ratio = paired_times(binary, baseline, pairs, timer=timer)
                     tk, _, ratio_k = paired_times(kernel_only, baseline, pairs, timer=timer)
                     macs = m * k * n
-                    row = Row("gemm", shape.name, {"M": m, "K": k, "N": n}, m, k, n, baseline_name, name, 0, impl_name,
+                    row = BenchResult("gemm", shape.name, {"M": m, "K": k, "N": n}, m, k, n, baseline_name, name, 0, impl_name,
                               tb * 1e3, tf * 1e3, ratio, macs / tb / 1e9, 2 * macs / tf / 1e9, wp.numel() * 8,
                               w.numel() * 4, w.numel() * 4 / (wp.numel() * 8), None, pairs,
                               {"clock": "wall time, device-synchronized", "kernel_only_ms": tk * 1e3,
@@ -280,7 +253,7 @@ GPU_HEADER = (f"{'shape':<38} {'M':>6} {'K':>6} {'N':>5} {'binary kernel':<17} {
               f"{'base ms':>9} {'ratio':>7} {'alone':>7} {'bin TMAC/s':>10} {'base TFLOP/s':>12}")
 
 
-def format_gpu_row(row: Row) -> str:
+def format_gpu_row(row: BenchResult) -> str:
     return (f"{row.name[:38]:<38} {row.m:>6} {row.k:>6} {row.n:>5} {row.backend:<17} {row.baseline:<25} "
             f"{row.binary_ms:>10.3f} {row.baseline_ms:>9.3f} {row.ratio:>6.2f}x {row.extra['kernel_only_ratio']:>6.2f}x "
             f"{row.binary_gmacs / 1e3:>10.1f} {row.baseline_gflops / 1e3:>12.1f}")
@@ -290,7 +263,7 @@ HEADER = (f"{'shape':<38} {'M':>6} {'K':>6} {'N':>5} {'binary ms':>10} {'fp32 ms
           f"{'bin GMAC/s':>10} {'fp32 GFLOP/s':>12} {'weights':>8} {'ceiling':>7}")
 
 
-def format_row(row: Row) -> str:
+def format_row(row: BenchResult) -> str:
     ceiling = f"{row.ceiling_ratio:.1f}x" if row.ceiling_ratio else "-"
     return (f"{row.name:<38} {row.m:>6} {row.k:>6} {row.n:>5} {row.binary_ms:>10.3f} {row.baseline_ms:>9.3f} "
             f"{row.ratio:>5.2f}x {row.binary_gmacs:>10.1f} {row.baseline_gflops:>12.1f} {row.memory_ratio:>7.1f}x {ceiling:>7}")
@@ -307,42 +280,35 @@ def _saved_bytes(state: dict) -> int:
     return buffer.tell()
 
 
-def bench_model(config: dict, binary_model: torch.nn.Module, threads: int = 1, pairs: int = 5,
-                echo: Callable[[str], None] | None = None) -> list[Row]:
-    """End to end at batch 1: the packed model against the float model of the same architecture
-    (the row's config with ``conv.binary = False``, a real-valued network of the same shapes),
-    and against the PyTorch binary model it was packed from (float convs of +-1 values)."""
+def bench_model(name: str, info: dict, binary_model: torch.nn.Module, float_model: torch.nn.Module,
+                example: torch.Tensor, threads: int = 1, pairs: int = 5,
+                echo: Callable[[str], None] | None = None) -> list[BenchResult]:
+    """End to end at the example's batch: the packed model against the float model of the same
+    architecture (a real-valued network of the same shapes), and against the PyTorch binary
+    model it was packed from (float convs of +-1 values). ``info`` is stored with the rows."""
     import copy
 
-    from .export import build
     from .packed import pack_model
 
     torch.set_num_threads(threads)
     packed = copy.deepcopy(binary_model)
     units = pack_model(packed)
-    float_config = copy.deepcopy(config)
-    float_config["conv"]["binary"] = False
-    float_model = build(float_config)
-    size = config["data"]["input_size"]
-    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     backend = ops.backend()
     timer, clock_name = clock(threads)
     rows = []
     with torch.inference_mode():
-        max_diff = max((a - b).abs().max().item() for a, b in zip(packed(x), binary_model(x)))
+        max_diff = max((a - b).abs().max().item() for a, b in zip(_outputs(packed(example)), _outputs(binary_model(example))))
         for baseline_name, baseline in (("float32 model (same architecture)", float_model),
                                         ("PyTorch binary model (float convs)", binary_model)):
             # a whole network's first calls allocate every activation: warm both up a few times
-            tb, tf, ratio = paired_times(lambda: packed(x), lambda: baseline(x), pairs, min_sample_s=0.0, timer=timer, warmup=3)
-            model_cfg = config["model"]
-            name = f"{model_cfg['name']} {model_cfg.get('block', '')} f{model_cfg.get('features')} d{model_cfg.get('depth')} s{model_cfg.get('stacks')} @{size}"
-            row = Row("model", name, {"input": [1, 3, size, size], **{k: v for k, v in model_cfg.items() if v is not None}},
-                      0, 0, 0, baseline_name, f"cpu ({platform.processor() or platform.machine()})", threads, backend,
-                      tb * 1e3, tf * 1e3, ratio, 0.0, 0.0, _saved_bytes(packed.state_dict()),
-                      _saved_bytes(binary_model.state_dict()), 0.0, None, pairs,
-                      {"clock": clock_name, "packed_units": units, "max_abs_diff_vs_pytorch_binary": max_diff,
-                       "memory_packed_model_bytes": _bytes_of(packed), "memory_baseline_model_bytes": _bytes_of(baseline),
-                       "row": config["run"]})
+            tb, tf, ratio = paired_times(lambda: packed(example), lambda: baseline(example), pairs, min_sample_s=0.0,
+                                         timer=timer, warmup=3)
+            row = BenchResult("model", name, {"input": list(example.shape), **info}, 0, 0, 0, baseline_name,
+                              f"cpu ({platform.processor() or platform.machine()})", threads, backend,
+                              tb * 1e3, tf * 1e3, ratio, 0.0, 0.0, _saved_bytes(packed.state_dict()),
+                              _saved_bytes(binary_model.state_dict()), 0.0, None, pairs,
+                              {"clock": clock_name, "packed_units": units, "max_abs_diff_vs_pytorch_binary": max_diff,
+                               "memory_packed_model_bytes": _bytes_of(packed), "memory_baseline_model_bytes": _bytes_of(baseline)})
             row.memory_ratio = row.float_weight_bytes / row.packed_weight_bytes
             rows.append(row)
             if echo:
@@ -354,65 +320,5 @@ def bench_model(config: dict, binary_model: torch.nn.Module, threads: int = 1, p
     return rows
 
 
-def store(rows: list[Row], db_url: str | None) -> None:
-    import socket
-
-    from repro import db as dbm
-
-    with dbm.session(db_url) as db:
-        for row in rows:
-            db.add(dbm.KernelBenchRecord(
-                host=socket.gethostname(), device=row.device, threads=row.threads, backend=row.backend, kind=row.kind,
-                name=row.name, shape={**row.shape, "M": row.m, "K": row.k, "N": row.n} if row.kind != "model" else row.shape,
-                baseline=row.baseline, binary_ms=row.binary_ms, baseline_ms=row.baseline_ms, ratio=row.ratio,
-                binary_gmacs=row.binary_gmacs or None, packed_bytes=row.packed_weight_bytes,
-                float_bytes=row.float_weight_bytes, ceiling_ratio=row.ceiling_ratio, extra={"pairs": row.pairs, **row.extra}))
-        db.commit()
-
-
-def stored(db_url: str | None) -> list:
-    """The latest stored row per (kind, name, baseline, device, threads, backend)."""
-    from sqlalchemy import select
-
-    from repro import db as dbm
-
-    with dbm.session(db_url) as db:
-        records = list(db.scalars(select(dbm.KernelBenchRecord).order_by(dbm.KernelBenchRecord.id)))
-    latest = {}
-    for r in records:
-        latest[(r.kind, r.name, r.baseline, r.device, r.threads, r.backend)] = r
-    return list(latest.values())
-
-
-def render_stored(records: list) -> str:
-    """Measured ratios beside the papers' efficiency claims."""
-    lines = []
-    if not records:
-        lines.append("no kernel benchmarks stored yet: run 'repro kernels bench' (and 'repro kernels bench-model')")
-    else:
-        lines.append(f"{'kind':<6} {'shape':<40} {'baseline':<36} {'threads':>7} {'backend':<17} {'binary ms':>10} {'base ms':>9} {'ratio':>7} {'memory':>7} {'ceiling':>7}")
-        for r in records:
-            memory = f"{r.float_bytes / r.packed_bytes:.1f}x" if r.packed_bytes else "-"
-            ceiling = f"{r.ceiling_ratio:.1f}x" if r.ceiling_ratio else "-"
-            lines.append(f"{r.kind:<6} {r.name[:40]:<40} {r.baseline[:36]:<36} {r.threads:>7} {r.backend:<17} {r.binary_ms:>10.3f} "
-                         f"{r.baseline_ms:>9.3f} {r.ratio:>6.2f}x {memory:>7} {ceiling:>7}")
-        lines.append("")
-        layers = [r for r in records if r.kind in ("gemm", "conv")]
-        for device in sorted({r.device for r in layers}):
-            for baseline in sorted({r.baseline for r in layers if r.device == device}):
-                for backend in sorted({r.backend for r in layers if r.device == device and r.baseline == baseline}):
-                    mine = [r for r in layers if (r.device, r.baseline, r.backend) == (device, baseline, backend)]
-                    speed = [r.ratio for r in mine]
-                    memory = [r.float_bytes / r.packed_bytes for r in mine if r.packed_bytes]
-                    lines.append(f"measured on {device}, {backend} vs {baseline}: layer speed ratio {min(speed):.2f}x .. "
-                                 f"{max(speed):.2f}x (median {statistics.median(speed):.2f}x over {len(speed)} shapes); "
-                                 f"binary-layer weight memory {min(memory):.1f}x .. {max(memory):.1f}x")
-        models = [r for r in records if r.kind == "model" and r.baseline.startswith("float32")]
-        for r in models:
-            lines.append(f"measured: {r.name}: packed model {r.ratio:.2f}x the float model's speed, "
-                         f"file {r.float_bytes / r.packed_bytes:.1f}x smaller than the float32 state dict")
-    lines.append("")
-    lines.append("Published efficiency claims (shared/papers/FACTS.md):")
-    for paper, text, _, value in CLAIMS:
-        lines.append(f"  {paper:<10} {text}")
-    return "\n".join(lines)
+def _outputs(out) -> list[torch.Tensor]:
+    return list(out) if isinstance(out, (list, tuple)) else [out]

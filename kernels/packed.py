@@ -5,8 +5,10 @@ A binary conv unit is ``BN -> sign -> conv(alpha * sign(W)) -> post-activation``
 into the sign as a per-channel threshold (sign(BN(x)) = -1 where x < t, or x > t for a negative
 BN scale), the weights as 1-bit words, alpha as the per-output-channel scale, then the same
 post-activation. Everything else (the real first and last layers, skips, pooling, joins) stays
-as it was. Only hard binary units are packed: sign (or a smooth sign, which ends training at
-lambda = inf) on the input and xnor_weight / bnn_weight on the kernel, both enabled.
+as it was. A unit is packed when its input quantizer is a hard sign and its kernel quantizer is
+``scale * sign(W)`` with a per-output-channel scale: the quantizers say so themselves
+(``Quantizer.hard_sign``, ``Quantizer.weight_scale``: XNOR-Net's mean |W|, BNN's 1, a learned
+alpha, or a plugin's own); any other unit stays as it is.
 """
 from __future__ import annotations
 
@@ -14,22 +16,22 @@ import torch
 from torch import nn
 
 from repro.nn.layers import ConvUnit
-from repro.nn.quantizers import SignQuantizer, SmoothSign, XnorWeight
+from repro.nn.quantizers import Quantizer
 
 from .ops import PackedConvWeight, binary_conv2d
 
 
-def _is_sign(quantizer: nn.Module) -> bool:
-    return isinstance(quantizer, (SignQuantizer, SmoothSign)) and quantizer.enabled
+def _weight_scale(conv: nn.Module) -> torch.Tensor | None:
+    kernel = conv.kernel_quantizer
+    return kernel.weight_scale(conv.weight.detach()) if isinstance(kernel, Quantizer) else None
 
 
 def is_binary_unit(module: nn.Module) -> bool:
     if not isinstance(module, ConvUnit) or not isinstance(module.pre_activation, nn.Identity):
         return False
     conv = module.conv
-    kernel = conv.kernel_quantizer
-    kernel_ok = (isinstance(kernel, XnorWeight) and kernel.enabled and _is_sign(kernel.sign)) or _is_sign(kernel)
-    return (_is_sign(conv.input_quantizer) and kernel_ok and conv.bias is None and conv.groups == 1
+    hard_input = isinstance(conv.input_quantizer, Quantizer) and conv.input_quantizer.hard_sign
+    return (hard_input and _weight_scale(conv) is not None and conv.bias is None and conv.groups == 1
             and conv.dilation == (1, 1) and conv.stride[0] == conv.stride[1] and conv.padding[0] == conv.padding[1]
             and isinstance(conv.padding[0], int) and conv.padding_mode == "zeros")
 
@@ -41,8 +43,7 @@ class PackedConvUnit(nn.Module):
         super().__init__()
         conv, bn = unit.conv, unit.bn
         weight = conv.weight.detach()
-        scale = (weight.abs().mean(dim=(1, 2, 3)) if isinstance(conv.kernel_quantizer, XnorWeight)
-                 else torch.ones(weight.shape[0]))
+        scale = _weight_scale(conv)  # the kernel quantizer's own: mean |W|, 1, a learned alpha, ...
         packed = PackedConvWeight.from_weight(weight, conv.stride[0], conv.padding[0])
         a = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
         beta = bn.bias.detach()

@@ -1,7 +1,8 @@
 """The ``repro`` command: list, run, compare, status, export, kernels.
 
 Every user mistake ends in one line ``repro: error: ...`` and exit status 2, before the
-database is touched.
+database is touched. The choices offered (profiles, executors, formats) come from the core's
+tables and registries, so a plugin's additions appear here too.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import sys
 
 from .errors import ReproError
+from .profiles import PROFILES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +37,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"repro: error: {message} (see '{self.prog} --help')\n")
 
 
+def _profile_help() -> str:
+    return "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values())
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .compare import FORMATS
+    from .executors import default_jobs  # also registers the built-in executors
+    from .registry import EXECUTORS
+
     parser = _Parser(prog="repro", description="Reproduce and benchmark binary neural network papers.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -47,9 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", required=True)
     p.add_argument("--table", required=True)
     p.add_argument("--rows", help="comma-separated row ids (default: every runnable row)")
-    p.add_argument("--profile", default="proxy", help="smoke | proxy | paper (default: proxy)")
-    p.add_argument("--seeds", type=int, default=1, help="number of seeds per row, 0..N-1 (default: 1)")
-    p.add_argument("--executor", default="local", help="local | debug (default: local)")
+    p.add_argument("--profile", default="proxy", choices=list(PROFILES), help=f"(default: proxy) {_profile_help()}")
+    p.add_argument("--seeds", type=int, help="seeds per row, 0..N-1 (default: the profile's: "
+                   + ", ".join(f"{p.name} {p.default_seeds}" for p in PROFILES.values()) + ")")
+    p.add_argument("--executor", default="local", choices=EXECUTORS.names(), help="(default: local)")
+    p.add_argument("--jobs", type=int, help=f"local executor: runs at once, the cores shared among them (default: {default_jobs()})")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     p.add_argument("--db", help="SQLAlchemy URL (default: $REPRO_DB or sqlite:///results.db)")
     p.add_argument("--force", action="store_true", help="run again even if a finished run exists")
     p.set_defaults(handler=cmd_run)
@@ -57,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="published vs reproduced values and the claims of each table")
     p.add_argument("--paper")
     p.add_argument("--table")
-    p.add_argument("--profile")
+    p.add_argument("--profile", choices=list(PROFILES))
     p.add_argument("--db")
-    p.add_argument("--format", default="text", help="text | markdown | csv | json | latex")
+    p.add_argument("--format", default="text", choices=list(FORMATS))
     p.set_defaults(handler=cmd_compare)
 
     p = sub.add_parser("status", help="runs and their states")
@@ -98,7 +111,7 @@ def _add_run_arguments(p: argparse.ArgumentParser, default_profile: str) -> None
     p.add_argument("--paper", required=True)
     p.add_argument("--table", required=True)
     p.add_argument("--row", required=True)
-    p.add_argument("--profile", default=default_profile)
+    p.add_argument("--profile", default=default_profile, choices=list(PROFILES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--db")
 
@@ -106,8 +119,7 @@ def _add_run_arguments(p: argparse.ArgumentParser, default_profile: str) -> None
 def cmd_export(args) -> None:
     from pathlib import Path
 
-    from kernels.export import export, find_run
-
+    from .export import export, find_run
     from .paths import home
     from .plugins import get_paper
 
@@ -120,24 +132,28 @@ def cmd_export(args) -> None:
           f"({info['float_bytes'] / info['packed_bytes']:.1f}x smaller)")
 
 
-def _check_threads(threads: int) -> None:
-    if threads < 1:
-        raise ReproError(f"--threads must be at least 1, got {threads}")
+def _check_positive(name: str, value: int) -> None:
+    if value < 1:
+        raise ReproError(f"--{name} must be at least 1, got {value}")
 
 
 def cmd_kernels_bench(args) -> None:
     import dataclasses
 
     import torch
+    from repro_kernels import bench
 
-    from kernels import bench
+    from . import benchmarks
+    from .plugins import discover
 
-    _check_threads(args.threads)
-    if args.pairs < 1:
-        raise ReproError(f"--pairs must be at least 1, got {args.pairs}")
+    _check_positive("threads", args.threads)
+    _check_positive("pairs", args.pairs)
+    shapes = benchmarks.shapes(list(discover().values()), args.only, args.device)
+    if not shapes:
+        raise ReproError(f"no benchmark shape matches --only '{args.only}'")
     echo = print if args.format == "text" else None
     if args.device == "cuda":
-        from kernels import cuda
+        from repro_kernels import cuda
         if reason := cuda.unavailable_reason():
             raise ReproError(f"--device cuda: {reason}; the GPU benchmarks need a CUDA GPU and nvcc")
         if echo:
@@ -147,17 +163,15 @@ def cmd_kernels_bench(args) -> None:
                  f"device-synchronized; medians of {args.pairs} alternating pairs; ratio = baseline time / binary time"
                  + (f"; tensor-core kernel skipped: {tc}" if tc else ""))
             echo(bench.GPU_HEADER)
-        rows = bench.run_gpu(args.pairs, args.only, echo=echo)
+        rows = bench.run_gpu(shapes, args.pairs, echo=echo)
     else:
         if echo:
-            from kernels import ops
+            from repro_kernels import ops
             echo(f"binary (kernels: {ops.backend()}) vs float32 torch on cpu, {args.threads} thread(s), "
                  f"{bench.clock(args.threads)[1]}; medians of {args.pairs} alternating pairs; ratio = float time / binary time")
             echo(bench.HEADER)
-        rows = bench.run(args.threads, args.pairs, args.only, echo=echo)
-    if not rows:
-        raise ReproError(f"no benchmark shape matches --only '{args.only}'")
-    bench.store(rows, args.db)
+        rows = bench.run(shapes, args.threads, args.pairs, echo=echo)
+    benchmarks.store(rows, args.db)
     if args.format == "json":
         print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
 
@@ -165,36 +179,24 @@ def cmd_kernels_bench(args) -> None:
 def cmd_kernels_bench_model(args) -> None:
     import dataclasses
 
-    from kernels import bench
-    from kernels.export import build, find_run, load_trained
-
-    from .config import resolve
+    from . import benchmarks
     from .plugins import get_paper
 
-    _check_threads(args.threads)
-    table = get_paper(args.paper).table(args.table)
-    config = resolve(table, table.row(args.row), args.profile, args.seed).config
-    if not config.get("conv", {}).get("binary"):
-        raise ReproError(f"row '{args.row}' is a real-valued network: nothing to pack")
-    try:
-        config, model = load_trained(find_run(args.paper, args.table, args.row, args.profile, args.seed, args.db))
-        source = "trained weights"
-    except ReproError:
-        model, source = build(config), "untrained weights (no finished run at this profile): timing and sizes only"
+    _check_positive("threads", args.threads)
+    _check_positive("pairs", args.pairs)
     echo = print if args.format == "text" else None
-    if echo:
-        echo(f"{args.paper} table {args.table} row {args.row} at profile {args.profile}, {source}; batch 1, "
-             f"{args.threads} thread(s), {bench.clock(args.threads)[1]}, medians of {args.pairs} alternating pairs")
-    rows = bench.bench_model(config, model, args.threads, args.pairs, echo=echo)
-    bench.store(rows, args.db)
+    _, rows = benchmarks.bench_model(get_paper(args.paper), args.table, args.row, args.profile, args.seed, args.db,
+                                     args.threads, args.pairs, echo)
+    benchmarks.store(rows, args.db)
     if args.format == "json":
         print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2, default=str))
 
 
 def cmd_kernels_show(args) -> None:
-    from kernels import bench
+    from . import benchmarks
+    from .plugins import discover
 
-    records = bench.stored(args.db)
+    records = benchmarks.stored(args.db)
     if args.format == "json":
         print(json.dumps([{"kind": r.kind, "name": r.name, "shape": r.shape, "baseline": r.baseline, "device": r.device,
                            "threads": r.threads, "backend": r.backend, "binary_ms": r.binary_ms,
@@ -202,13 +204,14 @@ def cmd_kernels_show(args) -> None:
                            "float_bytes": r.float_bytes, "ceiling_ratio": r.ceiling_ratio, "extra": r.extra,
                            "created_at": r.created_at.isoformat()} for r in records], indent=2))
         return
-    print(bench.render_stored(records))
+    print(benchmarks.render_stored(records, list(discover().values())))
 
 
 def cmd_list(args) -> None:
-    from .config import PROFILES, resolve
+    from .config import resolve
     from .plugins import discover
     from .tasks import get_task
+    from .text import columns
 
     papers = discover()
     listing = []
@@ -219,8 +222,8 @@ def cmd_list(args) -> None:
                 """Profile -> the dataset the row trains on at that profile."""
                 if not row.runnable:
                     return {}
-                return {p: "no data (measures the model)" if p == "structure" else resolve(table, row, p, 0).config["data"]["name"]
-                        for p in PROFILES}
+                return {p.name: resolve(table, row, p.name, 0).config["data"]["name"] if p.needs_data
+                        else "no data (measures the model)" for p in PROFILES.values()}
 
             tables.append({
                 "id": table.id, "caption": table.caption, "task": table.task, "dataset": table.dataset,
@@ -240,43 +243,44 @@ def cmd_list(args) -> None:
         for table in paper["tables"]:
             print(f"  table {table['id']}: {table['caption']} [{table['task']} on {table['dataset']}; metrics: {', '.join(table['metrics'])}; "
                   f"{len(table['assumptions'])} assumptions, see --format json]")
+            body = []
             for row in table["rows"]:
                 published = ", ".join(f"{k}={v:g}" for k, v in row["published"].items())
                 if row["runnable"]:
                     needs = ", ".join(f"{p}: {data}" for p, data in row["profiles"].items())
                 else:
                     needs = f"not runnable: {row['not_runnable_reason']}"
-                print(f"    {row['id']:<24} {row['label']:<40} {published:<18} {needs}")
+                body.append([row["id"], row["label"], published, needs])
+            for line in columns(["row", "label", "published", "data by profile"], body):
+                print(f"    {line}")
 
 
 def cmd_run(args) -> int:
     from . import db as dbm
     from .plugins import discover, get_paper
-    from .runner import EXECUTORS, execute, plan_runs
+    from .profiles import get_profile
+    from .runner import execute, plan_runs
 
-    if args.executor not in EXECUTORS:
-        raise ReproError(f"unknown executor '{args.executor}': choose from {', '.join(EXECUTORS)}")
     paper = get_paper(args.paper)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
-    plan = plan_runs(paper, args.table, rows, args.profile, args.seeds)
+    seeds = args.seeds if args.seeds is not None else get_profile(args.profile).default_seeds
+    if args.jobs is not None:
+        _check_positive("jobs", args.jobs)
+    plan = plan_runs(paper, args.table, rows, args.profile, seeds)
     with dbm.session(args.db) as db:  # first touch of the database: everything above is validated
         dbm.sync_papers(db, discover().values())
-    print(f"{paper.id} table {plan.table.id}: {len(plan.runs)} run(s) at profile '{args.profile}' on the {args.executor} executor")
-    counts = execute(plan, args.db, args.executor, force=args.force)
+    print(f"{paper.id} table {plan.table.id}: {len(plan.runs)} run(s) at profile '{args.profile}' ({seeds} seed(s) a row) "
+          f"on the {args.executor} executor")
+    counts = execute(plan, args.db, args.executor, force=args.force, jobs=args.jobs, quiet=args.quiet)
     print("done: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     return 0 if counts["failed"] == 0 and counts["diverged"] == 0 else 1
 
 
 def cmd_compare(args) -> None:
     from . import db as dbm
-    from .compare import FORMATS, compare, render
-    from .config import PROFILES
+    from .compare import compare, render
     from .plugins import discover, get_paper
 
-    if args.format not in FORMATS:
-        raise ReproError(f"unknown format '{args.format}': choose from {', '.join(FORMATS)}")
-    if args.profile and args.profile not in PROFILES:
-        raise ReproError(f"unknown profile '{args.profile}': choose from {', '.join(PROFILES)}")
     if args.table and not args.paper:
         raise ReproError("--table needs --paper")
     papers = [get_paper(args.paper)] if args.paper else list(discover().values())
@@ -291,19 +295,23 @@ def cmd_status(args) -> None:
     from sqlalchemy import select
 
     from . import db as dbm
+    from .text import columns
 
     with dbm.session(args.db) as db:
         runs = list(db.scalars(select(dbm.RunRecord).order_by(dbm.RunRecord.id)))
         if not runs:
             print("no runs yet: try 'repro run --paper bulat2019 --table 1'")
             return
-        print(f"{'hash':<16}  {'paper':<10} {'table':<5} {'row':<14} {'seed':>4} {'profile':<8} {'status':<9} {'seconds':>8}  {'total':>6}  error")
+        body = []
         for run in runs:
             total = next((v for k, v in run.final_metrics().items() if k.endswith("total")), None)
-            error = (run.error or "").splitlines()[0][:60] if run.error else ""
+            error = (run.error or "").splitlines()[0][:80] if run.error else ""
             seconds = f"{run.duration_s:.0f}" if run.duration_s is not None else "—"
-            print(f"{run.hash:<16}  {run.paper_id:<10} {run.table_id:<5} {run.row_id:<14} {run.seed:>4} {run.profile:<8} "
-                  f"{run.status:<9} {seconds:>8}  {'' if total is None else f'{total:6.1f}'}  {error}")
+            body.append([run.hash, run.paper_id, run.table_id, run.row_id, str(run.seed), run.profile, run.status,
+                         seconds, "" if total is None else f"{total:.1f}", error])
+    for line in columns(["hash", "paper", "table", "row", "seed", "profile", "status", "seconds", "total", "error"],
+                        body, right={4, 7, 8}):
+        print(line)
 
 
 if __name__ == "__main__":

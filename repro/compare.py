@@ -1,9 +1,19 @@
 """Published vs reproduced, per cell, and each claim of a table with its verdict.
 
 Only runs whose hash matches the row's current config count (runs of an older config are
-reported as stale, never mixed in). ``paper`` results are compared number to number (delta);
-``proxy`` and ``smoke`` results run on other data and budgets, so they are judged by the
-table's claims only.
+reported as stale, never mixed in). Profiles compared number to number (``paper``,
+``structure``) get a delta; the others are judged by the table's claims only.
+
+A claim is a set of comparisons between rows (``a > b``). Under a profile whose values vary
+with the seed, each comparison is Welch's one-sided t-test of the difference of the rows' means
+(scipy.stats.ttest_ind, unequal variances) at ``ALPHA``: it holds when the difference is
+significant in the claimed direction, fails when it is significant the other way at
+``ALPHA / m`` (Bonferroni over the claim's m comparisons), and is inconclusive otherwise. A claim
+holds when all its comparisons hold (an intersection-union test: its level is ``ALPHA``), fails
+when one fails. An inconclusive comparison says what the seeds could resolve: the smallest
+difference detectable at this spread (one-sided, ``ALPHA``, power ``POWER``), against the
+published effect, and how many seeds a row that effect would need. Deterministic profiles
+(``structure``) compare the measured values directly.
 """
 from __future__ import annotations
 
@@ -14,15 +24,19 @@ import math
 import statistics
 from dataclasses import asdict, dataclass, field
 
+from scipy import stats as scipy_stats
 from sqlalchemy import select
 
 from . import db as dbm
 from .config import resolve
 from .errors import ReproError
-from .plugins import Paper, Table
+from .plugins import Claim, Paper, Table
+from .profiles import PROFILES, get_profile
+from .text import FORMATS, columns
 
-FORMATS = ("text", "markdown", "csv", "json", "latex")
-NUMERIC_PROFILES = ("paper", "structure")  # profiles compared number to number
+ALPHA = 0.05   # one-sided significance level of each comparison
+POWER = 0.8    # power at which the resolvable difference is computed
+MAX_SEEDS = 1000
 
 
 @dataclass
@@ -44,14 +58,41 @@ class Cell:
 
 
 @dataclass
+class Comparison:
+    """One ``left op right`` of a claim under one profile, with the numbers behind its outcome."""
+    left: str
+    op: str
+    right: str
+    outcome: str  # holds / fails / inconclusive
+    mean_left: float | None = None
+    std_left: float | None = None
+    n_left: int = 0
+    mean_right: float | None = None
+    std_right: float | None = None
+    n_right: int = 0
+    difference: float | None = None  # left - right
+    p_value: float | None = None  # one-sided, in the claimed direction
+    resolvable: float | None = None  # smallest difference detectable at this spread
+    published_effect: float | None = None  # published left - right
+    seeds_needed: int | None = None  # seeds a row for the published effect at this spread
+    detail: str = ""
+
+
+@dataclass
 class Verdict:
     paper: str
     table: str
     claim: str
     text: str
     profile: str
+    metric: str
     verdict: str  # holds / fails / inconclusive
-    details: list[str]
+    test: str
+    comparisons: list[Comparison]
+
+    @property
+    def details(self) -> list[str]:
+        return [c.detail for c in self.comparisons]
 
 
 @dataclass
@@ -61,6 +102,7 @@ class TableComparison:
     verdicts: list[Verdict]
     assumptions: dict[str, list[str]]  # assumption text -> rows it applies to
     stale: int
+    notes: list[str] = field(default_factory=list)  # what is missing and the command that fills it
 
 
 def compare(papers: list[Paper], db_url: str | None, table_id: str | None = None,
@@ -77,8 +119,7 @@ def compare(papers: list[Paper], db_url: str | None, table_id: str | None = None
     return results
 
 
-def _compare_table(table: Table, runs, finals, profile_filter) -> TableComparison:
-    profiles = sorted({r.profile for r in runs}) or [profile_filter]
+def _compare_table(table: Table, runs, finals, profile_filter: str | None) -> TableComparison:
     current, stale = {}, 0
     for run in runs:
         row = next((r for r in table.rows if r.id == run.row_id), None)
@@ -86,74 +127,154 @@ def _compare_table(table: Table, runs, finals, profile_filter) -> TableCompariso
             stale += 1
             continue
         current.setdefault((run.row_id, run.profile), []).append(run)
+    profiles = [p for p in PROFILES if any(prof == p for _, prof in current)]
+    values: dict[tuple[str, str, str], list[float]] = {}
+    for (row_id, prof), rs in current.items():
+        for run in rs:
+            for metric, value in finals[run.id].items():
+                if metric in table.metrics and not math.isnan(value):
+                    values.setdefault((row_id, prof, metric), []).append(value)
     cells, assumptions = [], {}
-    stats: dict[tuple[str, str, str], tuple[float, float | None, int]] = {}
-    for profile in profiles:
-        measured = {name for (row_id, prof), rs in current.items() if prof == profile for r in rs for name in finals[r.id]}
-        for row in table.rows:
-            row_runs = current.get((row.id, profile), [])
-            row_notes = sorted({text for run in row_runs for text in run.assumptions.values()})
-            for text in row_notes:
+    for row in table.rows:
+        notes_by_profile = {prof: sorted({text for run in current.get((row.id, prof), []) for text in run.assumptions.values()})
+                            for prof in profiles}
+        for prof, texts in notes_by_profile.items():
+            for text in texts:
                 assumptions.setdefault(text, []).append(row.id)
-            for metric in table.metrics:
-                if measured and metric not in measured:
-                    continue  # e.g. accuracy columns under the structure profile
-                values = [finals[r.id][metric] for r in row_runs if metric in finals[r.id] and not math.isnan(finals[r.id][metric])]
-                mean = statistics.fmean(values) if values else None
-                std = statistics.stdev(values) if len(values) > 1 else None
-                if values:
-                    stats[(row.id, profile, metric)] = (mean, std, len(values))
-                published = row.published.get(metric)
-                comparable = mean is not None and published is not None and profile in NUMERIC_PROFILES
-                delta = mean - published if comparable else None
-                delta_pct = 100 * delta / published if comparable and published else None
-                if published is None and mean is None:
-                    continue
-                cells.append(Cell(table.paper_id, table.id, row.id, row.label, metric, published, mean, std, len(values),
-                                  delta, delta_pct, profile, table.target_source(row, metric) if published is not None else "", row_notes))
-    verdicts = [_judge(table, claim, profile, stats) for profile in profiles if profile for claim in table.claims]
+        for metric in table.metrics:
+            published = row.published.get(metric)
+            measured = [prof for prof in profiles if (row.id, prof, metric) in values]
+            source = table.target_source(row, metric) if published is not None else ""
+            if not measured and published is not None:  # published values stay visible, whatever was run
+                cells.append(Cell(table.paper_id, table.id, row.id, row.label, metric, published, None, None, 0,
+                                  None, None, None, source))
+            for prof in measured:
+                vals = values[(row.id, prof, metric)]
+                mean = statistics.fmean(vals)
+                std = statistics.stdev(vals) if len(vals) > 1 else None
+                numeric = get_profile(prof).numeric and published is not None
+                delta = mean - published if numeric else None
+                delta_pct = 100 * delta / published if numeric and published else None
+                cells.append(Cell(table.paper_id, table.id, row.id, row.label, metric, published, mean, std, len(vals),
+                                  delta, delta_pct, prof, source, notes_by_profile[prof]))
+    verdicts = []
+    for prof in profiles:
+        for claim in table.claims:
+            if any(key[1] == prof and key[2] == claim.metric for key in values):  # this profile measures the claim
+                verdicts.append(_judge(table, claim, prof, values))
     for text in assumptions:
         assumptions[text] = sorted(set(assumptions[text]), key=[r.id for r in table.rows].index)
-    return TableComparison(table, cells, verdicts, assumptions, stale)
+    return TableComparison(table, cells, verdicts, assumptions, stale, _missing(table, values, profile_filter))
 
 
-def _judge(table: Table, claim, profile: str, stats) -> Verdict:
-    """A comparison holds when mean ± std intervals do not overlap in the claimed direction.
+def _missing(table: Table, values: dict, profile_filter: str | None) -> list[str]:
+    """Lines saying what no run measures yet, each with the command that would measure it."""
+    if not any(r.runnable for r in table.rows):
+        return []
+    base = f"repro run --paper {table.paper_id} --table {table.id}"
+    if not values:
+        profile = profile_filter or "proxy"
+        return [f"no runs yet{f' at profile {profile_filter}' if profile_filter else ''}: {base} --profile {profile}"]
+    notes = []
+    judged = {metric for (_, _, metric) in values}
+    unjudged = sorted({c.metric for c in table.claims} - judged)
+    if unjudged and (profile_filter is None or get_profile(profile_filter).trains):
+        notes.append(f"claims on {', '.join(unjudged)}: no run measures them yet: {base} --profile {profile_filter or 'proxy'}")
+    return notes
 
-    One seed gives no spread, so it decides nothing: the verdict is inconclusive and the
-    detail says which way the means point.
-    """
-    outcomes, details = [], []
-    for left, op, right in claim.comparisons:
-        a, b = stats.get((left, profile, claim.metric)), stats.get((right, profile, claim.metric))
-        if a is None or b is None:
-            outcomes.append("inconclusive")
-            details.append(f"{left} {op} {right}: runs missing")
-            continue
-        (ma, sa, na), (mb, sb, nb) = a, b
-        if op in ("<", "<="):
-            (ma, sa, na), (mb, sb, nb), shown = (mb, sb, nb), (ma, sa, na), f"{left} {op} {right}"
-        else:
-            shown = f"{left} {op} {right}"
-        means_agree = ma > mb if op in (">", "<") else ma >= mb
-        text = f"{shown}: {_fmt_stat(*a)} vs {_fmt_stat(*b)}"
-        if na < 2 or nb < 2:
-            outcomes.append("inconclusive")
-            details.append(f"{text} (1 seed: means {'agree' if means_agree else 'disagree'})")
-        elif ma - sa > mb + sb or (op in (">=", "<=") and ma - sa >= mb + sb):
-            outcomes.append("holds")
-            details.append(text)
-        elif ma + sa < mb - sb:
-            outcomes.append("fails")
-            details.append(text)
-        else:
-            outcomes.append("inconclusive")
-            details.append(f"{text} (seeds overlap; means {'agree' if means_agree else 'disagree'})")
+
+def _judge(table: Table, claim: Claim, profile: str, values: dict) -> Verdict:
+    deterministic = get_profile(profile).deterministic
+    m = len(claim.comparisons)
+    comparisons = [_compare(table, claim.metric, left, op, right, values.get((left, profile, claim.metric), []),
+                            values.get((right, profile, claim.metric), []), deterministic, m)
+                   for left, op, right in claim.comparisons]
+    outcomes = [c.outcome for c in comparisons]
     verdict = "fails" if "fails" in outcomes else "holds" if all(o == "holds" for o in outcomes) else "inconclusive"
-    return Verdict(table.paper_id, table.id, claim.id, claim.text, profile, verdict, details)
+    if deterministic:
+        test = "measured values compared directly (deterministic)"
+    else:
+        test = (f"Welch's one-sided t-test per comparison at {100 * (1 - ALPHA):.0f}% confidence; holds when every "
+                f"comparison holds, fails when one is significant the other way at {ALPHA:g}/{m}")
+    return Verdict(table.paper_id, table.id, claim.id, claim.text, profile, claim.metric, verdict, test, comparisons)
 
 
-def _fmt_stat(mean, std, n) -> str:
+def _compare(table: Table, metric: str, left: str, op: str, right: str, a: list[float], b: list[float],
+             deterministic: bool, m: int) -> Comparison:
+    shown = f"{left} {op} {right}"
+    result = Comparison(left, op, right, "inconclusive")
+    if not a or not b:
+        result.detail = f"{shown}: runs missing"
+        return result
+    sign = 1 if op in (">", ">=") else -1  # compare in the claimed direction: sign * (left - right) > 0
+    ma, mb = statistics.fmean(a), statistics.fmean(b)
+    sa = statistics.stdev(a) if len(a) > 1 else None
+    sb = statistics.stdev(b) if len(b) > 1 else None
+    diff = ma - mb
+    result.mean_left, result.std_left, result.n_left = ma, sa, len(a)
+    result.mean_right, result.std_right, result.n_right = mb, sb, len(b)
+    result.difference = diff
+    pa, pb = (table.row(left).published.get(metric), table.row(right).published.get(metric))
+    result.published_effect = pa - pb if pa is not None and pb is not None else None
+    text = f"{shown}: {_fmt(ma, sa, len(a), deterministic)} vs {_fmt(mb, sb, len(b), deterministic)}, difference {diff:+.3g}"
+    directed = sign * diff
+    if deterministic:
+        result.outcome = "holds" if directed > 0 or (directed == 0 and op in (">=", "<=")) else "fails"
+        result.detail = text
+        return result
+    if len(a) < 2 or len(b) < 2:
+        result.detail = (f"{text} (1 seed: no spread to test; the means {'agree' if directed > 0 else 'disagree'}; "
+                         f"run --seeds 3 or more)")
+        return result
+    se = math.sqrt(sa ** 2 / len(a) + sb ** 2 / len(b))
+    if se == 0:  # identical values within each row: the difference is exact
+        result.p_value = 0.0 if directed > 0 else 1.0
+        result.outcome = "holds" if directed > 0 or (directed == 0 and op in (">=", "<=")) else "fails"
+        result.detail = f"{text} (no spread over seeds)"
+        return result
+    alternative = "greater" if sign > 0 else "less"
+    test = scipy_stats.ttest_ind(a, b, equal_var=False, alternative=alternative)
+    result.p_value = float(test.pvalue)
+    p_other = float(scipy_stats.ttest_ind(a, b, equal_var=False, alternative="less" if sign > 0 else "greater").pvalue)
+    text += f", p = {result.p_value:.2g}"
+    if result.p_value < ALPHA:
+        result.outcome = "holds"
+        result.detail = text
+        return result
+    if p_other < ALPHA / m:
+        result.outcome = "fails"
+        result.detail = f"{text} (significant the other way: p = {p_other:.2g})"
+        return result
+    df = float(test.df)
+    result.resolvable = (scipy_stats.t.ppf(1 - ALPHA, df) + scipy_stats.t.ppf(POWER, df)) * se
+    extra = f"resolvable at this spread: {result.resolvable:.2g}"
+    effect = result.published_effect
+    if effect is not None:
+        directed_effect = sign * effect
+        if directed_effect > 0:
+            result.seeds_needed = _seeds_needed(directed_effect, sa, sb)
+            needed = f"about {result.seeds_needed} seeds a row" if result.seeds_needed else f"more than {MAX_SEEDS} seeds a row"
+            extra += f"; the published effect {effect:+.3g} would need {needed}"
+        else:
+            extra += f"; the published effect {effect:+.3g} is not in the claimed direction"
+    result.detail = f"{text}; {extra}"
+    return result
+
+
+def _seeds_needed(effect: float, sa: float, sb: float) -> int | None:
+    """Seeds a row (both rows alike) for a one-sided Welch test at ALPHA to detect ``effect`` with
+    POWER, at the spreads ``sa`` and ``sb`` (Welch-Satterthwaite degrees of freedom)."""
+    va, vb = sa ** 2, sb ** 2
+    for n in range(2, MAX_SEEDS + 1):
+        df = (n - 1) * (va + vb) ** 2 / (va ** 2 + vb ** 2) if va + vb > 0 else n - 1
+        if (scipy_stats.t.ppf(1 - ALPHA, df) + scipy_stats.t.ppf(POWER, df)) * math.sqrt((va + vb) / n) <= effect:
+            return n
+    return None
+
+
+def _fmt(mean: float, std: float | None, n: int, deterministic: bool) -> str:
+    if deterministic:
+        return f"{mean:.4g}"
     return f"{mean:.1f}±{std:.1f} (n={n})" if std is not None else f"{mean:.1f} (n={n})"
 
 
@@ -164,7 +285,9 @@ def render(results: list[TableComparison], fmt: str) -> str:
         raise ReproError(f"unknown format '{fmt}': choose from {', '.join(FORMATS)}")
     if fmt == "json":
         return json.dumps({"cells": [asdict(c) for r in results for c in r.cells],
-                           "claims": [asdict(v) for r in results for v in r.verdicts]}, indent=2)
+                           "claims": [{**asdict(v), "details": v.details} for r in results for v in r.verdicts],
+                           "notes": [{"paper": r.table.paper_id, "table": r.table.id, "note": n} for r in results for n in r.notes]},
+                          indent=2)
     if fmt == "csv":
         out = io.StringIO()
         fields = ["paper", "table", "row", "label", "metric", "published", "reproduced", "std", "n", "delta", "delta_pct",
@@ -186,10 +309,12 @@ def _rows(result: TableComparison) -> tuple[list[str], list[list[str]]]:
     header = ["row", "label", "metric", "published", "reproduced", "std", "n", "delta", "delta %", "profile"]
     body = []
     for c in result.cells:
-        delta = _num(c.delta, 2) if c.profile in NUMERIC_PROFILES else ("claims only" if c.n else "—")
+        numeric = c.profile is not None and get_profile(c.profile).numeric
+        delta = _num(c.delta, 2) if numeric else ("claims only" if c.n else "—")
         digits = 2 if c.profile == "structure" else 1
-        body.append([c.row, c.label, c.metric, _num(c.published, digits), _num(c.reproduced, digits), _num(c.std),
-                     str(c.n), delta, _num(c.delta_pct), c.profile or "—"])
+        std = "—" if c.profile == "structure" else _num(c.std)
+        body.append([c.row, c.label, c.metric, _num(c.published, digits), _num(c.reproduced, digits), std,
+                     str(c.n) if c.n else "—", delta, _num(c.delta_pct), c.profile or "—"])
     return header, body
 
 
@@ -197,19 +322,20 @@ def _render_table(result: TableComparison, fmt: str) -> str:
     t = result.table
     title = f"{t.paper_id} Table {t.id}: {t.caption}"
     header, body = _rows(result)
-    claims = [f"[{v.verdict}] {v.text} ({v.profile}): " + "; ".join(v.details) for v in result.verdicts]
+    claims = [f"[{v.verdict}] {v.text} ({v.profile}, {v.metric}; {v.test}): " + "; ".join(v.details) for v in result.verdicts]
     every_row = [r.id for r in t.rows if r.runnable]
     notes = [f"{text} ({'all rows' if rows == every_row else 'rows: ' + ', '.join(rows)})"
              for text, rows in result.assumptions.items()]
     if result.stale:
         notes.append(f"{result.stale} finished run(s) of an older config ignored")
     if fmt == "latex":
-        esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("#", r"\#")
+        esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("#", r"\#")  # noqa: E731
         lines = [r"\begin{table}", r"\centering", rf"\caption{{{esc(title)}}}", r"\begin{tabular}{" + "l" * 3 + "r" * 6 + "l}",
                  r"\toprule", " & ".join(esc(h) for h in header) + r" \\", r"\midrule"]
         lines += [" & ".join(esc(x) for x in row) + r" \\" for row in body]
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
         lines += [f"% claim: {esc(c)}" for c in claims] + [f"% assumption: {esc(n)}" for n in notes]
+        lines += [f"% {esc(n)}" for n in result.notes]
         return "\n".join(lines)
     if fmt == "markdown":
         lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -218,12 +344,13 @@ def _render_table(result: TableComparison, fmt: str) -> str:
             lines += ["", "**Claims**", ""] + [f"- {c}" for c in claims]
         if notes:
             lines += ["", "**Assumptions**", ""] + [f"- {n}" for n in notes]
+        if result.notes:
+            lines += [""] + [f"*{n}*" for n in result.notes]
         return "\n".join(lines)
-    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
-    fmt_row = lambda cols: "  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()
-    lines = [title, fmt_row(header), fmt_row(["-" * w for w in widths])] + [fmt_row(r) for r in body]
+    lines = [title] + columns(header, body, right={3, 4, 5, 6, 7, 8})
     if claims:
         lines += ["Claims:"] + [f"  {c}" for c in claims]
     if notes:
         lines += ["Assumptions:"] + [f"  - {n}" for n in notes]
+    lines += result.notes
     return "\n".join(lines)

@@ -1,9 +1,15 @@
 """Paper plugins: a paper is data (``paper.yaml``) plus the code it plugs in (blocks, losses).
 
 A plugin is a Python package whose folder holds ``paper.yaml``. In-tree plugins live under
-``methods/<paper_id>/``; external packages register a module in the ``bnn_repro.papers``
-entry-point group, so a researcher can add a paper without editing the core. Importing the
-package runs its registrations (blocks, models) before any table is resolved.
+``methods/<paper_id>/`` (imported as ``repro_methods.<paper_id>``); external packages register a
+module in the ``bnn_repro.papers`` entry-point group, so a researcher can add a paper without
+editing the core. Importing the package runs its registrations (blocks, models, recipes) before
+any table is resolved. This module is the only part of the core that imports a plugin.
+
+``paper.yaml`` holds the paper's tables (each published cell with the row and column it came
+from, the rows' config specs, the claims, the assumptions), ``defaults`` shared by the tables of
+a task, the paper's efficiency claims and the layer shapes of its networks for the kernel
+benchmarks.
 
 Tables are validated on load: a malformed file stops with one line naming the file, the field
 and the problem.
@@ -20,9 +26,10 @@ from typing import Any
 import yaml
 
 from .errors import ReproError
+from .merge import deep_merge
 
 ENTRY_POINT_GROUP = "bnn_repro.papers"
-IN_TREE_PACKAGE = "methods"
+IN_TREE_PACKAGE = "repro_methods"
 CLAIM_PATTERN = re.compile(r"^\s*([\w.-]+)\s*(>=|>|<=|<)\s*([\w.-]+)\s*$")
 
 
@@ -81,6 +88,20 @@ class Table:
 
 
 @dataclass(frozen=True)
+class EfficiencyClaim:
+    """A speed or memory claim of the paper (or one it cites), set beside what the kernels measure."""
+    id: str
+    text: str
+    kind: str    # speed | memory
+    scope: str   # layer (a binary conv or GEMM) | model (a whole network)
+    device: str  # cpu | cuda
+    value: float  # the claimed ratio (binary better by this factor)
+
+
+KERNEL_SHAPE_FIELDS = {"gemm": ("m", "k", "n"), "conv": ("cin", "cout", "size")}
+
+
+@dataclass(frozen=True)
 class Paper:
     id: str
     title: str
@@ -90,6 +111,8 @@ class Paper:
     seed_text: str
     tables: dict[str, Table] = field(default_factory=dict)
     path: Path | None = None
+    efficiency_claims: tuple[EfficiencyClaim, ...] = ()
+    kernel_shapes: tuple[dict, ...] = ()  # {kind: gemm, name, m, k, n} or {kind: conv, name, cin, cout, size, kernel, stride}
 
     def table(self, table_id: str) -> Table:
         if str(table_id) not in self.tables:
@@ -139,8 +162,15 @@ def load_paper_file(path: Path) -> Paper:
     paper_id = r.get(data, "id", "")
     if not re.fullmatch(r"[a-z][a-z0-9_]*", paper_id):
         raise r.fail("id", f"'{paper_id}' must be lower-case letters, digits and underscores")
+    defaults = r.get(data, "defaults", "", dict, default={})
+    for task, layers in defaults.items():
+        if not isinstance(layers, dict):
+            raise r.fail(f"defaults.{task}", "expected a mapping with base, assumptions or profiles")
+        for key, value in layers.items():
+            if key not in ("base", "assumptions", "profiles") or not isinstance(value, dict):
+                raise r.fail(f"defaults.{task}.{key}", "expected one of base, assumptions, profiles, each a mapping")
     tables_data = r.get(data, "tables", "", dict)
-    tables = {str(tid): _load_table(r, paper_id, str(tid), tdata) for tid, tdata in tables_data.items()}
+    tables = {str(tid): _load_table(r, paper_id, str(tid), tdata, defaults) for tid, tdata in tables_data.items()}
     return Paper(
         id=paper_id,
         title=r.get(data, "title", ""),
@@ -150,11 +180,42 @@ def load_paper_file(path: Path) -> Paper:
         seed_text=r.get(data, "seed_text", "", default=""),
         tables=tables,
         path=path,
+        efficiency_claims=tuple(_load_claim(r, i, c) for i, c in enumerate(r.get(data, "efficiency_claims", "", list, default=[]))),
+        kernel_shapes=tuple(_load_shape(r, i, s) for i, s in enumerate(r.get(data, "kernel_shapes", "", list, default=[]))),
     )
 
 
-def _load_table(r: _Reader, paper_id: str, table_id: str, data: Any) -> Table:
+def _load_claim(r: _Reader, i: int, data: Any) -> EfficiencyClaim:
+    where = f"efficiency_claims[{i}]"
+    claim = EfficiencyClaim(id=r.get(data, "id", where), text=r.get(data, "text", where), kind=r.get(data, "kind", where),
+                            scope=r.get(data, "scope", where), device=r.get(data, "device", where),
+                            value=r.get(data, "value", where, float))
+    for name, allowed in (("kind", ("speed", "memory")), ("scope", ("layer", "model")), ("device", ("cpu", "cuda"))):
+        if getattr(claim, name) not in allowed:
+            raise r.fail(f"{where}.{name}", f"'{getattr(claim, name)}' is not one of {', '.join(allowed)}")
+    return claim
+
+
+def _load_shape(r: _Reader, i: int, data: Any) -> dict:
+    where = f"kernel_shapes[{i}]"
+    kind = r.get(data, "kind", where)
+    if kind not in KERNEL_SHAPE_FIELDS:
+        raise r.fail(f"{where}.kind", f"'{kind}' is not one of {', '.join(KERNEL_SHAPE_FIELDS)}")
+    shape = {"kind": kind, "name": r.get(data, "name", where)}
+    for key in KERNEL_SHAPE_FIELDS[kind]:
+        shape[key] = r.get(data, key, where, int)
+    if kind == "conv":
+        shape["kernel"] = r.get(data, "kernel", where, int, default=3)
+        shape["stride"] = r.get(data, "stride", where, int, default=1)
+    unknown = set(data) - set(shape)
+    if unknown:
+        raise r.fail(where, f"unknown field(s) {', '.join(sorted(unknown))}")
+    return shape
+
+
+def _load_table(r: _Reader, paper_id: str, table_id: str, data: Any, defaults: dict) -> Table:
     where = f"tables.{table_id}"
+    shared = defaults.get(r.get(data, "task", where), {})  # the paper's defaults for this table's task
     metrics = {}
     for name, mdata in r.get(data, "metrics", where, dict).items():
         mwhere = f"{where}.metrics.{name}"
@@ -208,10 +269,12 @@ def _load_table(r: _Reader, paper_id: str, table_id: str, data: Any) -> Table:
             comparisons.append((left, op, right))
         claims.append(Claim(id=r.get(cdata, "id", cwhere), text=r.get(cdata, "text", cwhere),
                             metric=metric, comparisons=tuple(comparisons)))
-    profiles = r.get(data, "profiles", where, dict, default={})
+    profiles = deep_merge(shared.get("profiles", {}), r.get(data, "profiles", where, dict, default={}))
     for name, overlay in profiles.items():
         if not isinstance(overlay, dict):
             raise r.fail(f"{where}.profiles.{name}", "expected a mapping of config overrides")
+    # A table's assumption set to null drops the paper default of that key.
+    assumptions = {**shared.get("assumptions", {}), **r.get(data, "assumptions", where, dict, default={})}
     return Table(
         paper_id=paper_id,
         id=table_id,
@@ -221,8 +284,8 @@ def _load_table(r: _Reader, paper_id: str, table_id: str, data: Any) -> Table:
         metrics=metrics,
         rows=tuple(rows),
         claims=tuple(claims),
-        base=r.get(data, "base", where, dict, default={}),
-        assumptions={str(k): str(v) for k, v in r.get(data, "assumptions", where, dict, default={}).items()},
+        base=deep_merge(shared.get("base", {}), r.get(data, "base", where, dict, default={})),
+        assumptions={str(k): str(v) for k, v in assumptions.items() if v is not None},
         profiles=profiles,
     )
 

@@ -1,20 +1,21 @@
 """Turn table rows x seeds into jobs, hand them to a submitit executor, record the results.
 
-The executor is only a choice: ``local`` (subprocesses, one at a time so 2 cores are not
-oversubscribed), ``debug`` (in-process, for tests). A run is identified by the hash of its
-resolved config: a finished run is skipped unless ``force``; a failed, diverged or interrupted
-one runs again, and an interrupted one resumes from its last epoch checkpoint.
+The executor is a registered name (repro/executors.py): ``local`` (one subprocess a run,
+``jobs`` at once, the cores shared among them), ``debug`` (in-process, one at a time, for tests). A run is identified by the hash of its resolved config: a finished run is skipped
+unless ``force``; a failed, diverged or interrupted one runs again, and an interrupted one
+resumes from its last epoch checkpoint. A run that depends on others (a distillation student
+on its teacher) starts once they have finished.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import socket
-import subprocess
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import submitit
 from sqlalchemy import delete, select
@@ -22,21 +23,22 @@ from sqlalchemy import delete, select
 from . import db as dbm
 from .config import RunConfig, resolve
 from .errors import ReproError
-from .paths import jobs_dir, run_dir
+from .executors import IN_PROCESS, default_jobs
+from .paths import CONFIG_FILE, FINAL_MODEL, jobs_dir, run_dir
 from .plugins import Paper, Table
+from .profiles import get_profile
+from .registry import EXECUTORS
 from .tasks import get_task
-
-EXECUTORS = ("local", "debug")
 
 
 @dataclass
 class Plan:
     table: Table
-    waves: list[list[RunConfig]]  # teachers first: a wave only starts once the one before has finished
+    runs: list[RunConfig]  # every run a dependency needs comes before it
 
     @property
-    def runs(self) -> list[RunConfig]:
-        return [rc for wave in self.waves for rc in wave]
+    def hashes(self) -> set[str]:
+        return {rc.hash for rc in self.runs}
 
 
 def plan_runs(paper: Paper, table_id: str, row_ids: list[str] | None, profile: str, seeds: int) -> Plan:
@@ -44,92 +46,135 @@ def plan_runs(paper: Paper, table_id: str, row_ids: list[str] | None, profile: s
     table = paper.table(table_id)
     if seeds < 1:
         raise ReproError(f"--seeds must be at least 1, got {seeds}")
-    if row_ids:
-        rows = [table.row(r) for r in row_ids]
-    else:
-        rows = [r for r in table.rows if r.runnable]
+    rows = [table.row(r) for r in row_ids] if row_ids else [r for r in table.rows if r.runnable]
     if not rows:
         raise ReproError(f"{paper.id} table {table.id} has no runnable row")
-    configs = {}
+    configs: dict[str, RunConfig] = {}
+
+    def add(rc: RunConfig) -> None:
+        for dependency in rc.dependencies:
+            add(dependency)
+        configs.setdefault(rc.hash, rc)
+
     for row in rows:
         for seed in range(seeds):
-            rc = resolve(table, row, profile, seed)
-            configs[rc.hash] = rc
-    teachers = {}
-    for rc in configs.values():
-        distill = rc.config["train"].get("distill")
-        if distill and distill["teacher_hash"] not in configs:
-            teacher = resolve(table, table.row(distill["teacher"]), profile, distill.get("teacher_seed", 0))
-            teachers[teacher.hash] = teacher
-    configs.update(teachers)
+            add(resolve(table, row, profile, seed))
     task = get_task(table.task)
-    for rc in configs.values():
-        if profile != "structure":  # measuring a model needs no data
+    if get_profile(profile).needs_data:
+        for rc in configs.values():
             task.check_data(rc.config)
-    first = [rc for rc in configs.values() if not rc.config["train"].get("distill")]
-    second = [rc for rc in configs.values() if rc.config["train"].get("distill")]
-    return Plan(table=table, waves=[w for w in (first, second) if w])
+    needed = {d.hash for rc in configs.values() for d in rc.dependencies}
+    # What others wait for first (a teacher), then the table's order; a stable sort keeps it.
+    return Plan(table=table, runs=sorted(configs.values(), key=lambda rc: rc.hash not in needed))
 
 
-def make_executor(name: str):
+def make_executor(name: str) -> submitit.Executor:
     if name not in EXECUTORS:
-        raise ReproError(f"unknown executor '{name}': choose from {', '.join(EXECUTORS)}")
-    folder = jobs_dir() / "%j"
-    if name == "debug":
-        return submitit.DebugExecutor(folder=folder)
-    executor = submitit.LocalExecutor(folder=folder)
-    executor.update_parameters(timeout_min=7 * 24 * 60)
-    return executor
+        raise ReproError(f"unknown executor '{name}': choose from {', '.join(EXECUTORS.names())}")
+    return EXECUTORS[name](jobs_dir())
 
 
-def execute(plan: Plan, db_url: str | None, executor_name: str, force: bool = False, echo=print) -> dict[str, int]:
-    """Run the plan; returns counts by outcome. Each job writes its own results to the database."""
+def execute(plan: Plan, db_url: str | None, executor_name: str, force: bool = False, jobs: int | None = None,
+            echo: Callable[[str], None] = print, quiet: bool = False) -> dict[str, int]:
+    """Run the plan; returns counts by outcome. Each job writes its own results to the database.
+    Unless ``quiet``, every epoch of every run is echoed as the job reports it."""
     executor = make_executor(executor_name)
+    in_process = executor_name in IN_PROCESS
+    jobs = 1 if in_process else max(1, jobs or default_jobs())
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     from .tracking import experiment_id
     experiment = experiment_id(plan.table.paper_id, plan.table.id, db_url)
     counts = {"skipped": 0, "finished": 0, "failed": 0, "diverged": 0}
-    total = len(plan.runs)
-    done = 0
-    for wave in plan.waves:
-        todo = []
-        with dbm.session(db_url) as db:
-            for rc in wave:
-                record = db.scalar(select(dbm.RunRecord).where(dbm.RunRecord.hash == rc.hash))
-                if record is not None and record.status == "finished" and not force:
-                    counts["skipped"] += 1
+    total, done = len(plan.runs), 0
+    todo, finished = _claim(plan, db_url, executor_name, force, counts, echo)
+    done = counts["skipped"]
+    running: dict[str, tuple] = {}  # hash -> (job, RunConfig, stdout offset)
+    try:
+        while todo or running:
+            for rc in list(todo):
+                if len(running) >= jobs:
+                    break
+                waiting = [d.hash for d in rc.dependencies if d.hash not in finished]
+                if any(h not in {r.hash for r in todo} and h not in running for h in waiting):
+                    todo.remove(rc)  # a dependency failed: this run cannot start
+                    message = f"needs run {waiting[0]}, which did not finish"
+                    _record_failure(db_url, rc.hash, message)
+                    counts["failed"] += 1
                     done += 1
-                    echo(f"[{done}/{total}] {_label(rc)}: finished earlier, skipped (--force runs it again)")
+                    echo(f"[{done}/{total}] {_label(rc)}: failed: {message}")
                     continue
-                if record is not None and record.status == "running" and _alive(record):
-                    raise ReproError(f"run {rc.hash} ({_label(rc)}) is running in process {record.job_id}: wait for it or stop it")
-                if record is None:
-                    record = dbm.RunRecord(hash=rc.hash, **_identity(rc))
-                    db.add(record)
-                elif force:
-                    db.execute(delete(dbm.MetricRecord).where(dbm.MetricRecord.run_pk == record.id))
-                    record.mlflow_run_id = None
-                    shutil.rmtree(run_dir(rc.hash), ignore_errors=True)
-                record.config, record.assumptions = rc.config, rc.assumptions
-                record.status, record.error, record.executor = "pending", None, executor_name
-                todo.append(rc)
-            db.commit()
-        # A wave is one job array; locally it is cut into arrays of one, since a run already
-        # uses every core. A cluster executor would submit the whole wave at once.
-        size = 1 if executor_name in ("local", "debug") else max(len(todo), 1)
-        for start in range(0, len(todo), size):
-            chunk = todo[start:start + size]
-            n = len(chunk)
-            jobs = executor.map_array(run_job, [rc.hash for rc in chunk], [db_url] * n, [experiment] * n, [executor_name] * n)
-            for job, rc in zip(jobs, chunk):
-                try:
+                if waiting:
+                    continue
+                todo.remove(rc)
+                job = executor.submit(run_job, rc.hash, db_url, experiment, executor_name, threads, not (in_process and quiet))
+                running[rc.hash] = (job, rc, 0)
+                if not in_process:
+                    echo(f"started {_label(rc)} (job {job.job_id}, {threads} thread{'s' * (threads > 1)})")
+            for run_hash, (job, rc, offset) in list(running.items()):
+                if not in_process:
+                    offset = _echo_new_lines(job, offset, _label(rc, short=True), echo if not quiet else None)
+                    running[run_hash] = (job, rc, offset)
+                if in_process or job.done():
                     outcome = _wait(job, rc, db_url)
-                except KeyboardInterrupt:
-                    job.cancel(check=False)  # the checkpoint stays: the next invocation resumes
-                    raise
-                counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
-                done += 1
-                echo(f"[{done}/{total}] {_label(rc)}: {_describe(outcome, plan.table.metrics)}")
+                    if not in_process:
+                        _echo_new_lines(job, offset, _label(rc, short=True), echo if not quiet else None)
+                    del running[run_hash]
+                    counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+                    if outcome["status"] == "finished":
+                        finished.add(run_hash)
+                    done += 1
+                    echo(f"[{done}/{total}] {_label(rc)}: {_describe(outcome, plan.table.metrics)}")
+            if running and not in_process:
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        for job, _, _ in running.values():
+            job.cancel(check=False)  # the checkpoints stay: the next invocation resumes
+        raise
     return counts
+
+
+def _claim(plan: Plan, db_url: str | None, executor_name: str, force: bool, counts: dict, echo) -> tuple[list, set]:
+    """Mark the plan's runs pending (skipping finished ones unless ``force``); returns the runs
+    to do and the hashes already finished."""
+    todo, finished = [], set()
+    with dbm.session(db_url) as db:
+        for rc in plan.runs:
+            record = db.scalar(select(dbm.RunRecord).where(dbm.RunRecord.hash == rc.hash))
+            if record is not None and record.status == "finished" and not force:
+                counts["skipped"] += 1
+                finished.add(rc.hash)
+                echo(f"[{counts['skipped']}/{len(plan.runs)}] {_label(rc)}: finished earlier, skipped (--force runs it again)")
+                continue
+            if record is not None and record.status == "running" and _alive(record):
+                raise ReproError(f"run {rc.hash} ({_label(rc)}) is running in process {record.job_id}: wait for it or stop it")
+            if record is None:
+                record = dbm.RunRecord(hash=rc.hash, **_identity(rc))
+                db.add(record)
+            elif force:
+                db.execute(delete(dbm.MetricRecord).where(dbm.MetricRecord.run_pk == record.id))
+                record.mlflow_run_id = None
+                shutil.rmtree(run_dir(rc.hash), ignore_errors=True)
+            record.config, record.assumptions = rc.config, rc.assumptions
+            record.status, record.error, record.executor = "pending", None, executor_name
+            todo.append(rc)
+        db.commit()
+    return todo, finished
+
+
+def _echo_new_lines(job, offset: int, prefix: str, echo) -> int:
+    """Echo the complete lines a local job wrote to its stdout since ``offset``."""
+    try:
+        with open(job.paths.stdout, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except OSError:
+        return offset
+    end = data.rfind(b"\n") + 1
+    if echo:
+        for line in data[:end].decode(errors="replace").splitlines():
+            if line.strip() and not line.startswith("submitit "):  # submitit's own log lines
+                echo(f"  {prefix}: {line}")
+    return offset + end
 
 
 def _wait(job, rc: RunConfig, db_url: str | None) -> dict:
@@ -137,80 +182,51 @@ def _wait(job, rc: RunConfig, db_url: str | None) -> dict:
         return job.result()
     except Exception as exc:  # the job process itself died (killed, out of memory)
         message = f"job {job.job_id} died: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
-        with dbm.session(db_url) as db:
-            record = db.scalar(select(dbm.RunRecord).where(dbm.RunRecord.hash == rc.hash))
-            record.status, record.error = "failed", message
-            db.commit()
+        _record_failure(db_url, rc.hash, message)
         return {"status": "failed", "error": message}
 
 
-def run_job(run_hash: str, db_url: str | None, experiment: str, executor_name: str) -> dict:
-    """The job: train one run and record it. Never raises (a debug executor would open pdb)."""
+def _record_failure(db_url: str | None, run_hash: str, message: str) -> None:
+    with dbm.session(db_url) as db:
+        record = db.scalar(select(dbm.RunRecord).where(dbm.RunRecord.hash == run_hash))
+        record.status, record.error = "failed", message
+        db.commit()
+
+
+def run_job(run_hash: str, db_url: str | None, experiment: str, executor_name: str, threads: int | None = None,
+            echo_progress: bool = True) -> dict:
+    """The job: train (or measure) one run and record it. Never raises (a debug executor would open pdb)."""
     from .plugins import discover
-    from .tracking import Tracker
+    from .recorder import Recorder
     from .train import Diverged, measure_run, train_run
 
     started = time.time()
-    discover()  # a fresh job process: plugins register their blocks before any model is built
-    with dbm.session(db_url) as db:
-        record = db.scalar(select(dbm.RunRecord).where(dbm.RunRecord.hash == run_hash))
-        config = record.config
-        record.status, record.started_at, record.host = "running", dbm.utcnow(), socket.gethostname()
-        record.git_commit, record.run_dir = _git_commit(), str(run_dir(run_hash))
-        record.job_id = str(os.getpid()) if executor_name == "local" else _job_id()
-        db.commit()
-        mlflow_run_id = record.mlflow_run_id
-    tracker = None
+    discover()  # a fresh job process: plugins register their blocks and recipes before any model is built
+    job_id = str(os.getpid()) if executor_name == "local" else _job_id()
+    recorder = Recorder(db_url, run_hash, experiment, executor_name, job_id)
     status, error, final = "failed", None, {}
     try:
-        identity = config["run"]
-        name = f"{identity['row']}-s{identity['seed']}-{identity['profile']}"
-        tracker = Tracker(db_url, experiment, name, config, mlflow_run_id)
-        _update(db_url, run_hash, mlflow_run_id=tracker.run_id)
-
-        def log_metrics(values: dict, step: int) -> None:
-            tracker.log_metrics(values, step)
-            with dbm.session(db_url) as db:
-                rec = db.scalar(select(dbm.RunRecord).where(dbm.RunRecord.hash == run_hash))
-                db.execute(delete(dbm.MetricRecord).where(dbm.MetricRecord.run_pk == rec.id, dbm.MetricRecord.step == step))
-                db.add_all(dbm.MetricRecord(run_pk=rec.id, name=k, value=float(v), step=step) for k, v in values.items())
-                db.commit()
-
-        folder = run_dir(run_hash)
-        if identity["profile"] == "structure":
-            final = measure_run(config)
-            tracker.log_metrics(final)
+        config = recorder.start()
+        profile = get_profile(config["run"]["profile"])
+        if profile.trains:
+            folder = run_dir(run_hash)
+            final = train_run(config, folder, recorder.log, progress=_print if echo_progress else None, threads=threads)
+            recorder.artifacts([folder / CONFIG_FILE, folder / FINAL_MODEL])
         else:
-            final = train_run(config, folder, log_metrics)
-            tracker.log_artifacts([folder / "config.json", folder / "model.pt"])
+            final = measure_run(config)
+            recorder.log(final)
         status = "finished"
     except Diverged as exc:
         status, error = "diverged", str(exc)
     except Exception as exc:
-        status = "failed"
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-8)}"
-    finally:
-        if tracker is not None:
-            try:
-                tracker.finish(status)
-            except Exception:  # MLflow trouble must not hide the run's own outcome
-                pass
     duration = time.time() - started
-    with dbm.session(db_url) as db:
-        rec = db.scalar(select(dbm.RunRecord).where(dbm.RunRecord.hash == run_hash))
-        rec.status, rec.error, rec.finished_at, rec.duration_s = status, error, dbm.utcnow(), duration
-        db.execute(delete(dbm.MetricRecord).where(dbm.MetricRecord.run_pk == rec.id, dbm.MetricRecord.step.is_(None)))
-        db.add_all(dbm.MetricRecord(run_pk=rec.id, name=k, value=float(v), step=None) for k, v in final.items())
-        db.commit()
+    recorder.finish(status, final, error, duration)
     return {"status": status, "error": error, "metrics": final, "duration_s": duration}
 
 
-def _update(db_url: str | None, run_hash: str, **fields) -> None:
-    with dbm.session(db_url) as db:
-        rec = db.scalar(select(dbm.RunRecord).where(dbm.RunRecord.hash == run_hash))
-        for key, value in fields.items():
-            setattr(rec, key, value)
-        db.commit()
+def _print(line: str) -> None:
+    print(line, flush=True)  # a local job's stdout is a file, read by the submitting process
 
 
 def _identity(rc: RunConfig) -> dict:
@@ -218,8 +234,10 @@ def _identity(rc: RunConfig) -> dict:
     return {"paper_id": i["paper"], "table_id": i["table"], "row_id": i["row"], "profile": i["profile"], "seed": i["seed"]}
 
 
-def _label(rc: RunConfig) -> str:
+def _label(rc: RunConfig, short: bool = False) -> str:
     i = rc.identity
+    if short:
+        return f"{i['row']} seed {i['seed']}"
     return f"{i['paper']} table {i['table']} row {i['row']} seed {i['seed']} ({i['profile']})"
 
 
@@ -249,11 +267,3 @@ def _job_id() -> str:
         return str(submitit.JobEnvironment().job_id)
     except Exception:
         return f"inproc-{os.getpid()}"
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None

@@ -1,4 +1,4 @@
-"""MLflow logging: one MLflow run per (row, seed, profile), beside the results database.
+"""MLflow: one MLflow run per (row, seed, profile), beside the results database.
 
 Default tracking store: ``sqlite:///<folder of results.db>/mlflow.db`` with artifacts in
 ``mlartifacts/`` there; ``MLFLOW_TRACKING_URI`` overrides.
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -51,8 +52,8 @@ def experiment_id(paper: str, table: str, db_url: str | None = None) -> str:
     return mlflow.create_experiment(name, artifact_location=artifacts)
 
 
-class Tracker:
-    """Wraps one MLflow run; ``run_id`` lets an interrupted run continue the same MLflow run."""
+class MLflowSink:
+    """One MLflow run; ``run_id`` lets an interrupted run continue the same MLflow run."""
 
     def __init__(self, db_url: str | None, experiment: str, run_name: str, config: dict, run_id: str | None = None):
         self.mlflow = _mlflow()
@@ -65,8 +66,9 @@ class Tracker:
             client.log_batch(run_id, params=params)
         self.client, self.run_id = client, run_id
 
-    def log_metrics(self, values: dict[str, float], step: int | None = None) -> None:
-        metrics = [self.mlflow.entities.Metric(k, float(v), self._now(), step or 0) for k, v in values.items()]
+    def log(self, values: dict[str, float], step: int | None = None) -> None:
+        now = int(time.time() * 1000)
+        metrics = [self.mlflow.entities.Metric(k, float(v), now, step or 0) for k, v in values.items()]
         self.client.log_batch(self.run_id, metrics=metrics)
 
     def log_artifacts(self, paths: list[Path]) -> None:
@@ -76,8 +78,3 @@ class Tracker:
 
     def finish(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status={"finished": "FINISHED", "running": "RUNNING"}.get(status, "FAILED"))
-
-    @staticmethod
-    def _now() -> int:
-        import time
-        return int(time.time() * 1000)

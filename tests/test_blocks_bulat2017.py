@@ -3,10 +3,11 @@ shapes, conv-weight counts per block and per hourglass, and the rows they make r
 import pytest
 import torch
 
-import methods.bulat2017.blocks  # noqa: F401  (registers hpm, wider, wider_no1x1, ms, ms_no1x1)
-import methods.bulat2019b.blocks  # noqa: F401  (registers basic)
+import repro_methods.bulat2017.blocks  # noqa: F401  (registers hpm, wider, wider_no1x1, ms, ms_no1x1)
+import repro_methods.bulat2019b.blocks  # noqa: F401  (registers basic)
 from repro.config import resolve
-from repro.nn import BLOCKS, ConvSpec, build_model, count_parameters
+from repro.nn import ConvSpec, build_model, count_parameters
+from repro.registry import BLOCKS
 from repro.plugins import get_paper
 from repro.tasks.pose import PoseTask
 

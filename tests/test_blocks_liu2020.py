@@ -6,10 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-import methods.liu2020  # noqa: F401  (registers lbb)
-from methods.liu2020.blocks import SparseTernaryConv2d, sparse_ternary_weight
+import repro_methods.liu2020  # noqa: F401  (registers lbb)
+from repro_methods.liu2020.blocks import SparseTernaryConv2d, sparse_ternary_weight
 from repro.config import resolve
-from repro.nn import BLOCKS, ConvSpec, build_model, count_parameters
+from repro.nn import ConvSpec, build_model, count_parameters
+from repro.registry import BLOCKS
 from repro.plugins import get_paper
 from repro.tasks.pose import PoseTask
 

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-import methods.bulat2019b  # noqa: F401  (registers "basic" and the reparams)
-from methods.bulat2019b.reparam import GroupTucker
+import repro_methods.bulat2019b  # noqa: F401  (registers "basic" and the reparams)
+from repro_methods.bulat2019b.reparam import GroupTucker
 from repro.errors import ReproError
 from repro.nn import ConvSpec, build_model
 from repro.nn.quantizers import LearnedScale, SignQuantizer, XnorWeight

@@ -7,7 +7,9 @@ import pytest
 from repro.cli import main
 from repro.config import resolve
 from repro.plugins import get_paper
-from repro.tasks.classification import TASK
+from repro.tasks.classification import ClassificationTask
+
+TASK = ClassificationTask()
 
 
 @pytest.mark.parametrize("paper,table,rows", [

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-import methods.liu2020.blocks  # noqa: F401  (registers "lbb")
+import repro_methods.liu2020.blocks  # noqa: F401  (registers "lbb")
 from repro.nn import ConvSpec, QuantConv2d, build_model
 from repro.nn.structure import count_parameters, measure
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from repro.classification import digits
+from repro.tasks.classification import digits
 from repro.config import resolve
 from repro.errors import ReproError
 from repro.plugins import get_paper
@@ -148,7 +148,7 @@ def test_evaluate_topk():
         def forward(self, x):  # class scores: 9 > 8 > ... > 0, whatever the input
             return torch.arange(10.0).expand(len(x), 10)
 
-    from repro.classification.datasets import ArraySplit
+    from repro.tasks.classification.datasets import ArraySplit
     split = ArraySplit(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.tensor([9, 5, 0, 7]))
     config = {"data": {"name": "digits", "classes": 10, "augment": {}}, "train": {"batch_size": 3}}
     scores = TASK.evaluate(Fixed(), split, config)
@@ -156,12 +156,28 @@ def test_evaluate_topk():
     assert scores["top1_err"] == 75.0 and scores["top5_err"] == 25.0
 
 
-def test_loss_with_distillation():
-    logits, labels = torch.randn(4, 10), torch.tensor([1, 2, 3, 4])
-    config = {"train": {"distill": {"weight": 0.5}}}
-    plain = TASK.loss(logits, labels, config)
+def test_loss_with_distillation(tmp_path):
+    """The distillation recipe mixes the task's loss with the cross-entropy against a teacher's
+    softmax: (1 - w) CE(labels) + w CE(teacher)."""
+    import json
+
+    from repro.config import resolve
+    from repro.plugins import get_paper
+    from repro.recipes import Context, Distillation
+
+    table = get_paper("bulat2019").table("4")
+    teacher_config = resolve(table, table.row("real_resnet18"), "smoke", 0).config
+    teacher = TASK.build_model(teacher_config).eval()
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "config.json").write_text(json.dumps(teacher_config))
+    torch.save(teacher.state_dict(), tmp_path / "t" / "model.pt")
+    recipe = Distillation({"teacher": "real_resnet18", "teacher_hash": "t", "weight": 0.25},
+                          Context(TASK, teacher_config, tmp_path))
+    images, labels = torch.randn(4, 3, 32, 32), torch.tensor([1, 2, 3, 4])
+    logits = torch.randn(4, 10)
+    plain = TASK.loss(logits, labels, teacher_config)
     assert torch.allclose(plain, torch.nn.functional.cross_entropy(logits, labels))
-    soft = TASK.soft_targets(torch.randn(4, 10))
-    mixed = TASK.loss(logits, labels, config, soft)
+    with torch.no_grad():
+        soft = torch.softmax(teacher(images), dim=1)
     soft_ce = -(soft * logits.log_softmax(1)).sum(1).mean()
-    assert torch.allclose(mixed, 0.5 * plain + 0.5 * soft_ce)
+    assert torch.allclose(recipe.loss(plain, images, logits), 0.75 * plain + 0.25 * soft_ce)

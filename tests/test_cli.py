@@ -92,13 +92,13 @@ BAD_INPUTS = [
     (["run", "--paper", "nope", "--table", "1"], "unknown paper 'nope'"),
     (["run", "--paper", "bulat2019", "--table", "9"], "unknown table '9'"),
     (["run", "--paper", "bulat2019", "--table", "1", "--rows", "relu,zzz"], "unknown row 'zzz'"),
-    (["run", "--paper", "bulat2019", "--table", "1", "--profile", "huge"], "unknown profile 'huge'"),
-    (["run", "--paper", "bulat2019", "--table", "1", "--executor", "cloud"], "unknown executor 'cloud'"),
+    (["run", "--paper", "bulat2019", "--table", "1", "--profile", "huge"], "invalid choice: 'huge'"),
+    (["run", "--paper", "bulat2019", "--table", "1", "--executor", "cloud"], "invalid choice: 'cloud'"),
     (["run", "--paper", "bulat2019", "--table", "1", "--seeds", "0"], "--seeds must be at least 1"),
     (["run", "--paper", "bulat2019", "--table", "1", "--profile", "paper"], "MPII not found"),
     (["run", "--paper", "bulat2019", "--table", "1", "--db", "nosuchdb://x"], "database"),
     (["compare", "--paper", "nope"], "unknown paper 'nope'"),
-    (["compare", "--format", "xml"], "unknown format 'xml'"),
+    (["compare", "--format", "xml"], "invalid choice: 'xml'"),
     (["run", "--paper", "bulat2019"], "--table"),
 ]
 
@@ -125,7 +125,7 @@ def test_malformed_plugin_is_one_line(workdir, capsys, monkeypatch, tmp_path):
     package = tmp_path / "brokenpaper"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "paper.yaml").write_text("id: broken\ntitle: x\nyear: 2020\ntables: {'1': {caption: c}}\n")
+    (package / "paper.yaml").write_text("id: broken\ntitle: x\nyear: 2020\ntables: {'1': {caption: c, task: pose}}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(plugins, "_PAPERS", None)
     original = plugins._plugin_modules

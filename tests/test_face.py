@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from repro.cli import main
-from repro.face import FLIP_PAIRS, LANDMARK_NAMES, synthetic
-from repro.face.nme import nme, per_face
+from repro.tasks.face import synthetic
+from repro.tasks.face.landmarks import FLIP_PAIRS, LANDMARK_NAMES
+from repro.tasks.face.nme import nme, per_face
 
 
 def test_flip_pairs_mirror_the_template():

@@ -1,24 +1,27 @@
-"""The GPU benchmark's pipeline (shapes, baselines, paired timing, rows, storage, show), run on
+"""The GPU benchmark's pipeline (the papers' shapes, baselines, paired timing, rows, storage, show), run on
 the CPU with the exact pure-torch GEMM in place of the CUDA kernels; the kernels themselves are
 tested in test_kernels_cuda.py where a GPU exists."""
 import torch
 
-from kernels import bench, ops, packing
+from repro import benchmarks
+from repro.plugins import discover
+from repro_kernels import bench, ops, packing
 
 
 def test_gpu_bench_pipeline_runs_on_cpu(workdir):
     lines = []
     impls = {"torch reference": lambda a, b, k, scale: ops.xnor_gemm(a, b, k, scale, impl="torch")}
-    rows = bench.run_gpu(pairs=1, only="@4", echo=lines.append, device="cpu", impls=impls, pack=packing.pack_rows)
+    shapes = benchmarks.shapes(list(discover().values()), only="@4", device="cuda")
+    rows = bench.run_gpu(shapes, pairs=1, echo=lines.append, device="cpu", impls=impls, pack=packing.pack_rows)
     names = {r.name for r in rows}
-    assert names == {s.name for s in bench.gpu_shapes() if "@4" in s.name} and len(names) == 3
+    assert names == {s.name for s in shapes} and len(names) == 3
     assert {r.baseline for r in rows} == {"cuBLAS fp32", "cuBLAS tf32", "cuBLAS bf16", "int8 torch._int_mm (+-1)"}
     for r in rows:
         assert r.kind == "gemm" and r.backend == "torch reference" and r.ratio > 0 and r.extra["kernel_only_ratio"] > 0
         assert (r.m, r.k, r.n) == (16, r.shape["K"], r.shape["N"]) and r.memory_ratio == 32.0
     assert len(lines) == len(rows)
-    bench.store(rows, None)
-    shown = bench.render_stored(bench.stored(None))
+    benchmarks.store(rows, None)
+    shown = benchmarks.render_stored(benchmarks.stored(None), list(discover().values()))
     assert "torch reference vs cuBLAS bf16" in shown and "over 3 shapes" in shown
 
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from kernels import cuda, packing
+from repro_kernels import cuda, packing
 
 reason = cuda.unavailable_reason()
 pytestmark = pytest.mark.skipif(reason is not None, reason=reason or "")

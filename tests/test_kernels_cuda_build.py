@@ -6,7 +6,7 @@ import sysconfig
 
 import pytest
 
-from kernels import cuda
+from repro_kernels import cuda
 
 NVCC = shutil.which("nvcc")
 

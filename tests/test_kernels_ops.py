@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernels import _build, ops, packing
+from repro_kernels import _build, ops, packing
 from repro.nn.layers import QuantConv2d
 
 IMPLS = ["auto", "popcnt", "portable", "torch"]

@@ -7,19 +7,21 @@ import pytest
 import torch
 from torch import nn
 
-import methods.liu2020  # noqa: F401  (registers lbb, prm, prm_lbb)
-from methods.liu2020.blocks import SparseTernaryConv2d
-from methods.liu2020.prm import FractionalMaxPool, PyramidResidual
+import repro_methods.liu2020  # noqa: F401  (registers lbb, prm, prm_lbb)
+from repro_methods.liu2020.blocks import SparseTernaryConv2d
+from repro_methods.liu2020.prm import FractionalMaxPool, PyramidResidual
 from repro.cli import main
 from repro.config import resolve
 from repro.errors import ReproError
-from repro.nn import BLOCKS, ConvSpec
+from repro.nn import ConvSpec
+from repro.registry import BLOCKS
 from repro.nn.structure import measure
 from repro.plugins import get_paper
-from repro.pose.joints import LSP, MPII
-from repro.pose.pckh import pckh
-from repro.tasks.pose import PoseTask, sized
-from repro.train import make_scheduler
+from repro.tasks.pose.joints import LSP, MPII
+from repro.tasks.pose.pckh import pckh
+from repro.tasks.keypoints import sized
+from repro.tasks.pose import PoseTask
+from repro.optim import make_scheduler
 
 REAL = ConvSpec(binary=False)
 
@@ -180,18 +182,18 @@ def test_pckh_on_14_joints_at_0_2():
 def test_lsp_rows_use_14_joints_at_pckh_0_2(workdir):
     table = get_paper("liu2020").table("7")
     config = resolve(table, table.row("lbrn_p"), "smoke", 0).config
-    assert config["eval"]["pckh_threshold"] == 0.2 and config["model"]["n_joints"] == 14
+    assert config["eval"]["pckh_threshold"] == 0.2 and config["model"]["n_keypoints"] == 14
     assert config["data"]["name"] == "synthetic_pose" and config["data"]["joints"] == "lsp"
     task = PoseTask()
     train, val = task.load_data(config)
-    assert train.joints.shape[1:] == (14, 2) and val.visible.shape[1] == 14
+    assert train.keypoints.shape[1:] == (14, 2) and val.visible.shape[1] == 14
     images, targets = next(task.batches(train, config, torch.Generator().manual_seed(0)))
     assert targets["heatmaps"].shape[1] == 14
     model = task.build_model(config)
     scores = task.evaluate(model, val, config)
     assert set(scores) == {f"pckh_{p}" for p in ("head", "shoulder", "elbow", "wrist", "hip", "knee", "ankle", "total")}
-    config["model"]["n_joints"] = 16
-    with pytest.raises(ReproError, match="n_joints"):
+    config["model"]["n_keypoints"] = 16
+    with pytest.raises(ReproError, match="n_keypoints"):
         task.finalize(config)
 
 

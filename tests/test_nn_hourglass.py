@@ -2,8 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-import methods.bulat2017.blocks  # noqa: F401  (registers "hpm")
-from repro.nn import BLOCKS, ConvSpec, Hourglass, QuantConv2d, build_model, count_parameters
+import repro_methods.bulat2017.blocks  # noqa: F401  (registers "hpm")
+from repro.nn import ConvSpec, Hourglass, QuantConv2d, build_model, count_parameters
+from repro.registry import BLOCKS
 
 REAL = ConvSpec(binary=False)
 BINARY = ConvSpec(binary=True, post_activation="prelu")

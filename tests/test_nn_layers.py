@@ -3,8 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from repro.nn import ConvSpec, ConvUnit, QuantConv2d, QuantLinear, make_activation, set_quantizers_enabled
-from repro.nn.quantizers import NoQuantizer, SignQuantizer, SmoothSign, XnorWeight
+from repro.nn import ConvSpec, ConvUnit, QuantConv2d, QuantLinear, make_activation, set_quantizers_enabled, smooth_quantizers
+from repro.nn.quantizers import LearnedScale, NoQuantizer, Quantizer, SignQuantizer, SmoothSign, XnorWeight
 
 
 def _sign(t):
@@ -77,13 +77,26 @@ def test_conv_unit_binary_structure_and_post_activations():
     assert torch.allclose(leaky(x), ref, atol=1e-5)
 
 
-def test_conv_unit_smooth_quantizers():
-    unit = ConvSpec(binary=True, smooth_kind="tanh", smooth_lambda=2.0).unit(4, 4, 3)
+def test_quantizers_give_their_smooth_counterparts():
+    """Progressive quantization asks each quantizer for its smooth counterpart: no fixed table."""
+    unit = ConvSpec(binary=True, scale="learned").unit(4, 4, 3)
+    alpha = unit.conv.kernel_quantizer.alpha
+    assert smooth_quantizers(unit, "tanh", lam=2.0) == 2
     assert isinstance(unit.conv.input_quantizer, SmoothSign) and unit.conv.input_quantizer.lam == 2.0
-    assert isinstance(unit.conv.kernel_quantizer, XnorWeight)
-    assert isinstance(unit.conv.kernel_quantizer.sign, SmoothSign)
+    assert isinstance(unit.conv.kernel_quantizer, LearnedScale) and unit.conv.kernel_quantizer.alpha is alpha
+    assert isinstance(unit.conv.kernel_quantizer.sign, SmoothSign) and unit.conv.kernel_quantizer.sign.kind == "tanh"
+    xnor = ConvSpec(binary=True).unit(4, 4, 3)
+    smooth_quantizers(xnor, "sigmoid")
+    assert isinstance(xnor.conv.kernel_quantizer, XnorWeight) and isinstance(xnor.conv.kernel_quantizer.sign, SmoothSign)
     with pytest.raises(ValueError):
-        ConvSpec(smooth_kind="cubic")
+        smooth_quantizers(ConvSpec().unit(4, 4, 3), "cubic")
+
+    class Ternary(Quantizer):  # a plugin's quantizer without a smooth counterpart says so
+        def quantize(self, x):
+            return torch.sign(x)
+
+    with pytest.raises(ValueError, match="no smooth counterpart"):
+        Ternary().smooth("tanh")
     with pytest.raises(KeyError):
         ConvSpec(post_activation="swishy")
 

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from repro.nn import QUANTIZERS, Registry, lambda_schedule, set_quantizer_lambda
+from repro.nn import lambda_schedule, set_quantizer_lambda
+from repro.registry import QUANTIZERS, Registry
 from repro.nn.quantizers import SmoothSign, XnorWeight, sign_ste
 
 POINTS = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0])

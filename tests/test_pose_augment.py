@@ -2,8 +2,9 @@ import math
 
 import torch
 
-from repro.pose import FLIP_PAIRS, flip_permutation
-from repro.pose.augment import apply_affine, augment_batch
+from repro.tasks.keypoints.heatmaps import flip_permutation
+from repro.tasks.pose.joints import FLIP_PAIRS
+from repro.tasks.keypoints.augment import apply_affine, augment_batch
 
 H = W = 32
 
@@ -32,8 +33,8 @@ def test_flip_mirrors_image_and_swaps_pairs():
     images, joints, visible, boxes = make_batch()
     b = images.shape[0]
     out_images, out_joints, out_visible, out_boxes = apply_affine(
-        images, joints, visible, boxes, torch.ones(b, dtype=torch.bool), torch.ones(b), torch.zeros(b))
-    perm = flip_permutation(FLIP_PAIRS)
+        images, joints, visible, boxes, torch.ones(b, dtype=torch.bool), torch.ones(b), torch.zeros(b), FLIP_PAIRS)
+    perm = flip_permutation(FLIP_PAIRS, 16)
     assert torch.allclose(out_images, images.flip(-1), atol=1e-5)
     assert torch.allclose(out_joints[..., 0], (W - 1 - joints[..., 0])[:, perm], atol=1e-5)
     assert torch.allclose(out_joints[..., 1], joints[:, perm, 1], atol=1e-5)

@@ -1,7 +1,8 @@
 import torch
 
-from repro.pose import FLIP_PAIRS, flip_permutation
-from repro.pose.heatmaps import decode_heatmaps, flip_heatmaps, render_heatmaps
+from repro.tasks.keypoints.heatmaps import flip_permutation
+from repro.tasks.pose.joints import FLIP_PAIRS
+from repro.tasks.keypoints.heatmaps import decode_heatmaps, flip_heatmaps, render_heatmaps
 
 STRIDE, HM = 4, 16  # 64x64 input, 16x16 heatmaps
 
@@ -54,7 +55,7 @@ def test_flip_of_rendered_map_matches_flipped_joints():
     visible = torch.rand(4, 16, generator=torch.Generator().manual_seed(2)) > 0.2
     maps = render_heatmaps(joints, visible, HM, STRIDE)
 
-    perm = flip_permutation(FLIP_PAIRS)
+    perm = flip_permutation(FLIP_PAIRS, 16)
     flipped_joints = joints.clone()
     flipped_joints[..., 0] = HM * STRIDE - 1 - joints[..., 0]  # image flip x -> W - 1 - x
     expected = render_heatmaps(flipped_joints[:, perm], visible[:, perm], HM, STRIDE)

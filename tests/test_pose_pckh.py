@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from repro.pose.pckh import pckh, pckh_per_joint
+from repro.tasks.pose.pckh import pckh, pckh_per_joint
 
 # Person A: head box 30 x 40 -> diagonal 50 -> head size 30 -> 0.5 threshold = 15 px.
 # Person B: head box 60 x 80 -> diagonal 100 -> head size 60 -> 0.5 threshold = 30 px.

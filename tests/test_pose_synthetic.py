@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from repro.pose.synthetic import cache_path, generate, load_or_generate
+from repro.tasks.pose.synthetic import cache_path, generate, load_or_generate
 
 SIZE = 64
 

@@ -10,8 +10,9 @@ from repro.config import resolve
 from repro.nn.layers import QuantConv2d
 from repro.nn.quantizers import SmoothSign
 from repro.plugins import get_paper
+from repro.recipes import JOINT, Context, ProgressiveQuantization, ReverseOrderInit
 from repro.tasks.pose import PoseTask
-from repro.train import set_quantizers, stage_lambdas, stages, train_run
+from repro.train import apply_stage, train_run
 
 
 @pytest.fixture
@@ -27,33 +28,42 @@ def smoke_config(table, row, epochs=2):
 
 def test_reverse_order_stage_one_keeps_weights_real(table):
     config = smoke_config(table, "prelu_rev")
-    plan = stages(config)
-    assert [s["name"] for s in plan] == ["features", "weights"]
+    plan = ReverseOrderInit(True, None).stages([JOINT])
+    assert [s.name for s in plan] == ["features", "weights"]
     model = PoseTask().build_model(config)
     x = torch.randn(2, 3, 32, 32)
-    set_quantizers(model, plan[0], math.inf, math.inf)
+    apply_stage(model, plan[0])
     binary_convs = [m for m in model.modules() if isinstance(m, QuantConv2d) and m.kernel_quantizer.binarizes]
     assert binary_convs and all(not m.kernel_quantizer.enabled and m.input_quantizer.enabled for m in binary_convs)
     conv = binary_convs[0]
     assert torch.equal(conv.kernel_quantizer(conv.weight), conv.weight)  # stage 1: real weights
-    set_quantizers(model, plan[1], math.inf, math.inf)
+    apply_stage(model, plan[1])
     assert conv.kernel_quantizer.enabled and len(conv.kernel_quantizer(conv.weight).abs().flatten(1).unique(dim=1)[0]) <= 2
     assert len(model(x)) == 1
 
 
-def test_progressive_lambda_rises_then_ends_in_sign(table):
+def lambdas(model, role):
+    return {m.lam for module in model.modules() for m in getattr(module, f"{role}_quantizer", torch.nn.Identity()).modules()
+            if isinstance(m, SmoothSign)}
+
+
+def test_progressive_lambda_rises_then_ends_in_sign(table, tmp_path):
     config = smoke_config(table, "prelu_rev_prog")
-    start = stage_lambdas(config, 0, 0.0)
-    middle = stage_lambdas(config, 0, 0.5)
-    end = stage_lambdas(config, 0, 0.95)
-    assert start[0] < middle[0] < end[0] == math.inf  # stage 1: activations become binary
-    assert stage_lambdas(config, 1, 0.0)[0] == math.inf  # stage 2: activations stay binary...
-    assert stage_lambdas(config, 1, 0.0)[1] < math.inf == stage_lambdas(config, 1, 0.95)[1]  # ...weights follow
     model = PoseTask().build_model(config)
-    set_quantizers(model, stages(config)[0], 5.0, 7.0)
-    lams = {(type(m).__name__, m.lam) for m in model.modules() if isinstance(m, SmoothSign)}
-    assert ("SmoothSign", 5.0) in lams and ("SmoothSign", 7.0) in lams
-    assert stage_lambdas(smoke_config(table, "prelu"), 0, 0.0) == (math.inf, math.inf)
+    recipe = ProgressiveQuantization(config["train"]["progressive"], Context(PoseTask(), config, tmp_path))
+    recipe.prepare(model)  # every quantizer becomes its smooth counterpart
+    assert lambdas(model, "input") == lambdas(model, "kernel") == {1.0}
+    features, weights = ReverseOrderInit(True, None).stages([JOINT])
+    seen = []
+    for epoch in range(10):
+        recipe.epoch_begin(model, features, epoch, 10)
+        seen.append(lambdas(model, "input").pop())
+        assert lambdas(model, "kernel") == {math.inf}  # not quantized yet in stage 1
+    assert seen[0] < seen[4] < seen[8] and seen[-1] == math.inf  # stage 1: activations become binary
+    recipe.epoch_begin(model, weights, 0, 10)
+    assert lambdas(model, "input") == {math.inf} and lambdas(model, "kernel").pop() < math.inf  # stage 2: weights follow
+    recipe.epoch_end(model, weights, 0, 10)
+    assert lambdas(model, "input") == lambdas(model, "kernel") == {math.inf}  # scored binary
 
 
 def test_progressive_run_is_scored_as_a_binary_network(workdir, table, monkeypatch):
@@ -91,8 +101,8 @@ def test_interrupted_run_resumes_from_its_checkpoint(workdir, table):
 def test_diverged_run_is_stored_and_other_rows_go_on(workdir, capsys, monkeypatch):
     original = PoseTask.loss
 
-    def nan_for_relu(self, outputs, targets, config, soft_targets=None):
-        loss = original(self, outputs, targets, config, soft_targets)
+    def nan_for_relu(self, outputs, targets, config):
+        loss = original(self, outputs, targets, config)
         return loss * float("nan") if config["conv"]["post_activation"] == "relu" else loss
 
     monkeypatch.setattr(PoseTask, "loss", nan_for_relu)

@@ -4,4 +4,4 @@ Everything this paper adds is a training recipe the core already offers (post-co
 non-linearities, reverse-order initialization, progressive quantization, distillation), so
 the plugin is its paper.yaml plus the HPM block of bulat2017 it builds on.
 """
-import methods.bulat2017  # noqa: F401  (the "hpm" block)
+import repro_methods.bulat2017  # noqa: F401  (the "hpm" block)

@@ -14,7 +14,7 @@ from torch import nn
 
 from repro.nn.blocks import skip_connection
 from repro.nn.layers import ConvSpec
-from repro.nn.registry import BLOCKS
+from repro.registry import BLOCKS
 
 
 @BLOCKS.register("basic")

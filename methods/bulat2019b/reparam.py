@@ -41,7 +41,7 @@ from torch.nn.utils import parametrize
 from repro.errors import ReproError
 from repro.nn.hourglass import Hourglass
 from repro.nn.layers import QuantConv2d
-from repro.nn.registry import REPARAMS
+from repro.registry import REPARAMS
 from repro.nn.reparam import SharedFactors, binary_convs
 
 PATHWAYS = ("upper", "before", "after")

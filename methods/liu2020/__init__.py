@@ -7,4 +7,4 @@ Importing it registers the "lbb" block (blocks.py) and the pyramid residual modu
 use bulat2017's "hpm" block.
 """
 from . import blocks, prm  # noqa: F401  (register "lbb", "prm", "prm_lbb")
-import methods.bulat2017  # noqa: F401  (the "hpm" block of the Binary rows)
+import repro_methods.bulat2017  # noqa: F401  (the "hpm" block of the Binary rows)

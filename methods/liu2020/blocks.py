@@ -43,7 +43,7 @@ from torch import nn
 
 from repro.nn.blocks import skip_connection
 from repro.nn.layers import ConvSpec, ConvUnit, QuantConv2d
-from repro.nn.registry import BLOCKS
+from repro.registry import BLOCKS
 
 LBB_ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 CONV3X3_KINDS = ("sparse_ternary", "real", "half_sparse_ternary", "none")

@@ -29,7 +29,7 @@ from torch import nn
 
 from repro.nn.blocks import skip_connection
 from repro.nn.layers import ConvSpec, ConvUnit, QuantConv2d
-from repro.nn.registry import BLOCKS
+from repro.registry import BLOCKS
 
 from .blocks import LBB_ACTIVATIONS, SparseTernaryConv2d
 

@@ -13,15 +13,14 @@ from .quantizers import (
     set_quantizer_lambda,
     set_quantizers_enabled,
     sign_ste,
+    smooth_quantizers,
 )
-from .registry import ACTIVATIONS, BLOCKS, MODELS, QUANTIZERS, Registry
 from .resnet import BasicBlock, CifarBottleneckResNet, ResNet18
 from .structure import count_parameters
 
 __all__ = [
-    "ACTIVATIONS", "BLOCKS", "MODELS", "QUANTIZERS", "Registry",
     "Quantizer", "NoQuantizer", "SignQuantizer", "SmoothSign", "XnorWeight", "sign_ste",
-    "lambda_schedule", "set_quantizer_lambda", "set_quantizers_enabled",
+    "lambda_schedule", "set_quantizer_lambda", "set_quantizers_enabled", "smooth_quantizers",
     "QuantConv2d", "QuantLinear", "ConvUnit", "ConvSpec", "make_activation", "real_projection",
     "Bottleneck", "skip_connection", "Hourglass", "StackedHourglass", "build_model",
     "AlexNet", "BasicBlock", "CifarBottleneckResNet", "ResNet18",

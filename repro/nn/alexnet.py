@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .layers import ConvSpec
-from .registry import MODELS
+from ..registry import MODELS
 
 
 @MODELS.register("alexnet")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .layers import ConvSpec, real_projection
-from .registry import BLOCKS
+from ..registry import BLOCKS
 
 
 def skip_connection(cin: int, cout: int) -> nn.Module:

@@ -20,7 +20,7 @@ from torch import nn
 
 from .blocks import Bottleneck  # noqa: F401  (registers "bottleneck")
 from .layers import ConvSpec
-from .registry import BLOCKS, MODELS
+from ..registry import BLOCKS, MODELS
 
 BlockFactory = Callable[[int, int], nn.Module]
 
@@ -71,17 +71,17 @@ def _real_lin(features: int) -> nn.Module:
 @MODELS.register("hourglass")
 class StackedHourglass(nn.Module):
     """Stacked hourglass for pose: ``forward(x) -> [heatmap logits of stack 1, ..., stack S]``,
-    each [B, n_joints, H/4, W/4]. H and W must be divisible by 4 * 2**depth.
+    each [B, n_keypoints, H/4, W/4]. H and W must be divisible by 4 * 2**depth.
 
-    ``block``: a BLOCKS name ("bottleneck"; "hpm" once methods.bulat2017.blocks is imported).
+    ``block``: a BLOCKS name ("bottleneck", or one a paper plugin registers).
     ``conv``: the ConvSpec of every block (stem blocks included), or a mapping of its fields;
     None = binary XNOR units. ``stem_channels``: width of the 7x7 stem conv (default features/4).
     ``block_args``: keyword arguments of the block's own options, passed to every block
     constructor (``model.block_args`` in a row spec, e.g. ``{mid_ratio: 0.75}`` for "wider").
     """
 
-    def __init__(self, block: str = "hpm", stacks: int = 1, depth: int = 4, features: int = 256,
-                 n_joints: int = 16, conv: ConvSpec | dict[str, Any] | None = None,
+    def __init__(self, block: str = "bottleneck", stacks: int = 1, depth: int = 4, features: int = 256,
+                 n_keypoints: int = 16, conv: ConvSpec | dict[str, Any] | None = None,
                  binary_joins: bool = False, stem_channels: int | None = None,
                  block_args: dict[str, Any] | None = None):
         super().__init__()
@@ -92,7 +92,7 @@ class StackedHourglass(nn.Module):
         def make_block(cin: int, cout: int) -> nn.Module:
             return block_class(cin, cout, conv, **block_args)
 
-        self.stacks, self.depth, self.features, self.n_joints = stacks, depth, features, n_joints
+        self.stacks, self.depth, self.features, self.n_keypoints = stacks, depth, features, n_keypoints
         self.conv_spec = conv
         stem = stem_channels or features // 4
         half = features // 2
@@ -106,13 +106,13 @@ class StackedHourglass(nn.Module):
                           conv.unit(features, features, 1) if binary_joins else _real_lin(features))
             for _ in range(stacks)
         )
-        self.heatmaps = nn.ModuleList(nn.Conv2d(features, n_joints, 1) for _ in range(stacks))
+        self.heatmaps = nn.ModuleList(nn.Conv2d(features, n_keypoints, 1) for _ in range(stacks))
 
         def join(cin: int) -> nn.Module:
             return conv.unit(cin, features, 1) if binary_joins else nn.Conv2d(cin, features, 1)
 
         self.feature_joins = nn.ModuleList(join(features) for _ in range(stacks - 1))
-        self.heatmap_joins = nn.ModuleList(join(n_joints) for _ in range(stacks - 1))
+        self.heatmap_joins = nn.ModuleList(join(n_keypoints) for _ in range(stacks - 1))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         multiple = 4 * 2 ** self.depth

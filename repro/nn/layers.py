@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quantizers import SMOOTH_SIGNS, WEIGHT_SCALES, NoQuantizer, with_weight_scale
-from .registry import ACTIVATIONS, QUANTIZERS
+from .quantizers import WEIGHT_SCALES, NoQuantizer, with_weight_scale
+from ..registry import ACTIVATIONS, QUANTIZERS
 
 QuantizerLike = nn.Module | str | None
 
@@ -106,18 +106,12 @@ class ConvUnit(nn.Module):
         return self.post_activation(self.conv(self.pre_activation(self.bn(x))))
 
 
-# Progressive quantization replaces each hard quantizer by its smooth counterpart.
-_SMOOTH_COUNTERPART = {"sign": "smooth_sign", "bnn_weight": "smooth_sign", "xnor_weight": "smooth_xnor_weight"}
-
-
 @dataclass(frozen=True)
 class ConvSpec:
     """How the conv units of a network are built.
 
     ``binary=False``: the real Newell unit (BN -> ReLU -> conv); the other fields are ignored.
     ``binary=True``: BN -> QuantConv2d(input_quantizer, kernel_quantizer) -> post_activation.
-    ``smooth_kind`` (sigmoid / softsign / tanh) switches on progressive quantization: the
-    quantizers become their smooth versions, starting at ``smooth_lambda``.
     ``scale`` (none / analytic / learned) replaces the kernel quantizer's own weight scaling
     factor (:func:`with_weight_scale`); None keeps the kernel quantizer as it is.
     """
@@ -128,8 +122,6 @@ class ConvSpec:
     post_activation: str = "none"
     leaky_slope: float = 0.01
     prelu_per_channel: bool = False
-    smooth_kind: str | None = None
-    smooth_lambda: float = 1.0
     scale: str | None = None
 
     def __post_init__(self) -> None:
@@ -140,21 +132,9 @@ class ConvSpec:
             ACTIVATIONS[self.post_activation]
         if self.scale is not None and self.scale not in WEIGHT_SCALES:
             raise ValueError(f"unknown scale '{self.scale}'; choose from {', '.join(WEIGHT_SCALES)}")
-        if self.smooth_kind is not None:
-            if self.smooth_kind not in SMOOTH_SIGNS:
-                raise ValueError(f"unknown smooth_kind '{self.smooth_kind}'; choose from {', '.join(SMOOTH_SIGNS)}")
-            for name in (self.input_quantizer, self.kernel_quantizer):
-                if name not in _SMOOTH_COUNTERPART:
-                    raise ValueError(f"quantizer '{name}' has no smooth version; "
-                                     f"progressive quantization supports {', '.join(_SMOOTH_COUNTERPART)}")
-
-    def _quantizer(self, name: str) -> nn.Module:
-        if self.smooth_kind is None:
-            return QUANTIZERS.build(name)
-        return QUANTIZERS.build(_SMOOTH_COUNTERPART[name], kind=self.smooth_kind, lam=self.smooth_lambda)
 
     def _kernel_quantizer(self, channels: int) -> nn.Module:
-        quantizer = self._quantizer(self.kernel_quantizer)
+        quantizer = QUANTIZERS.build(self.kernel_quantizer)
         return quantizer if self.scale is None else with_weight_scale(quantizer, self.scale, channels)
 
     def _post_activation(self, channels: int) -> nn.Module:
@@ -167,7 +147,7 @@ class ConvSpec:
         if not self.binary:
             return ConvUnit(QuantConv2d(cin, cout, kernel_size, stride, padding), pre_activation=nn.ReLU())
         conv = QuantConv2d(cin, cout, kernel_size, stride, padding,
-                           input_quantizer=self._quantizer(self.input_quantizer),
+                           input_quantizer=QUANTIZERS.build(self.input_quantizer),
                            kernel_quantizer=self._kernel_quantizer(cout))
         return ConvUnit(conv, post_activation=self._post_activation(cout))
 

@@ -13,6 +13,11 @@ Conventions of the project (tests pin both):
 Every quantizer has ``enabled``: when False it is the identity. Reverse-order initialization
 (Bulat et al. 2019) trains stage 1 with binary activations and real weights, then enables
 weight binarization for stage 2 (see :func:`set_quantizers_enabled`).
+
+A quantizer also says what the rest of the project needs to know of it, so a plugin's own
+quantizer works everywhere: :meth:`Quantizer.smooth` gives its smooth counterpart (progressive
+quantization), :attr:`Quantizer.hard_sign` and :meth:`Quantizer.weight_scale` tell the packed
+kernels whether and how it is ``scale * sign``.
 """
 from __future__ import annotations
 
@@ -21,21 +26,23 @@ import math
 import torch
 from torch import nn
 
-from .registry import QUANTIZERS
+from ..registry import QUANTIZERS
 
 STE_CLIP = 1.0
 
 
 class _SignSTE(torch.autograd.Function):
+    # Arithmetic on a boolean mask instead of torch.where over two filled tensors, and the STE
+    # mask saved instead of x: the same values, ~3x faster on the CPU (where is slow there).
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+        ctx.save_for_backward(x.abs() < STE_CLIP)
+        return (x >= 0).to(x.dtype).mul_(2).sub_(1)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return grad_output * (x.abs() < STE_CLIP).to(grad_output.dtype)
+        (inside,) = ctx.saved_tensors
+        return grad_output * inside
 
 
 def sign_ste(x: torch.Tensor) -> torch.Tensor:
@@ -44,7 +51,8 @@ def sign_ste(x: torch.Tensor) -> torch.Tensor:
 
 
 class Quantizer(nn.Module):
-    """Base class. Subclasses implement :meth:`quantize`.
+    """Base class. Subclasses implement :meth:`quantize`, and :meth:`smooth`,
+    :attr:`hard_sign` and :meth:`weight_scale` where they apply.
 
     ``binarizes`` says whether the output is (a scaled) +-1 tensor once training is over; it is
     what parameter counting uses to tell binary weights from real ones.
@@ -58,6 +66,21 @@ class Quantizer(nn.Module):
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def smooth(self, kind: str, lam: float = 1.0) -> "Quantizer":
+        """The smooth counterpart for progressive quantization (a quantizer that becomes this one
+        as lambda grows to inf). Raises ValueError where there is none."""
+        raise ValueError(f"quantizer {type(self).__name__} has no smooth counterpart for progressive quantization")
+
+    @property
+    def hard_sign(self) -> bool:
+        """True when the forward is exactly sign(x) (+1 for x >= 0, else -1) now."""
+        return False
+
+    def weight_scale(self, weight: torch.Tensor) -> torch.Tensor | None:
+        """When the forward of ``weight`` [Cout, ...] is exactly ``scale * sign(weight)`` with one
+        scale per output channel: that scale [Cout] (what a packed kernel multiplies by); else None."""
+        return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.quantize(x) if self.enabled else x
@@ -73,6 +96,9 @@ class NoQuantizer(Quantizer):
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    def smooth(self, kind: str, lam: float = 1.0) -> "Quantizer":
+        return self  # nothing to approximate
+
 
 @QUANTIZERS.register("sign")
 class SignQuantizer(Quantizer):
@@ -82,6 +108,18 @@ class SignQuantizer(Quantizer):
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         return sign_ste(x)
+
+    def smooth(self, kind: str, lam: float = 1.0) -> "Quantizer":
+        smooth = SmoothSign(kind, lam)
+        smooth.enabled = self.enabled
+        return smooth
+
+    @property
+    def hard_sign(self) -> bool:
+        return self.enabled
+
+    def weight_scale(self, weight: torch.Tensor) -> torch.Tensor | None:
+        return torch.ones(weight.shape[0], dtype=weight.dtype, device=weight.device) if self.hard_sign else None
 
 
 @QUANTIZERS.register("bnn_weight")
@@ -126,6 +164,18 @@ class SmoothSign(Quantizer):
             return sign_ste(x)
         return SMOOTH_SIGNS[self.kind](self.lam * x)
 
+    def smooth(self, kind: str, lam: float = 1.0) -> "Quantizer":
+        smooth = SmoothSign(kind, lam)
+        smooth.enabled = self.enabled
+        return smooth
+
+    @property
+    def hard_sign(self) -> bool:
+        return self.enabled and math.isinf(self.lam)
+
+    def weight_scale(self, weight: torch.Tensor) -> torch.Tensor | None:
+        return torch.ones(weight.shape[0], dtype=weight.dtype, device=weight.device) if self.hard_sign else None
+
     def extra_repr(self) -> str:
         return ", ".join(filter(None, [f"kind={self.kind}, lam={self.lam}", super().extra_repr()]))
 
@@ -150,6 +200,15 @@ class XnorWeight(Quantizer):
     def quantize(self, w: torch.Tensor) -> torch.Tensor:
         alpha = w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True)
         return alpha * self.sign(w)
+
+    def smooth(self, kind: str, lam: float = 1.0) -> "Quantizer":
+        smooth = XnorWeight(self.sign.smooth(kind, lam))
+        smooth.enabled = self.enabled
+        return smooth
+
+    def weight_scale(self, weight: torch.Tensor) -> torch.Tensor | None:
+        inner = self.sign.weight_scale(weight) if self.enabled else None
+        return None if inner is None else inner * weight.abs().flatten(1).mean(1)
 
 
 @QUANTIZERS.register("xnor_weight")
@@ -180,6 +239,15 @@ class LearnedScale(Quantizer):
     def quantize(self, w: torch.Tensor) -> torch.Tensor:
         return self.alpha.view(w.shape[0], *([1] * (w.dim() - 1))) * self.sign(w)
 
+    def smooth(self, kind: str, lam: float = 1.0) -> "Quantizer":
+        smooth = LearnedScale(self.alpha.shape[0], self.sign.smooth(kind, lam))
+        smooth.alpha, smooth.enabled = self.alpha, self.enabled  # the same trained parameter
+        return smooth
+
+    def weight_scale(self, weight: torch.Tensor) -> torch.Tensor | None:
+        inner = self.sign.weight_scale(weight) if self.enabled else None
+        return None if inner is None else inner * self.alpha.detach().flatten()
+
 
 WEIGHT_SCALES = ("none", "analytic", "learned")
 
@@ -197,6 +265,19 @@ def with_weight_scale(quantizer: Quantizer, scale: str, channels: int) -> Quanti
     if scale == "learned":
         return LearnedScale(channels, sign)
     raise ValueError(f"unknown weight scale '{scale}'; choose from {', '.join(WEIGHT_SCALES)}")
+
+
+def smooth_quantizers(model: nn.Module, kind: str, lam: float = 1.0) -> int:
+    """Replace the input and kernel quantizers of every quantized layer by their smooth
+    counterparts (:meth:`Quantizer.smooth`), in place; returns how many were replaced."""
+    count = 0
+    for module in list(model.modules()):
+        for role in QUANTIZER_ROLES:
+            quantizer = getattr(module, f"{role}_quantizer", None)
+            if isinstance(quantizer, Quantizer):
+                setattr(module, f"{role}_quantizer", quantizer.smooth(kind, lam))
+                count += 1
+    return count
 
 
 def set_quantizer_lambda(model: nn.Module, lam: float) -> int:

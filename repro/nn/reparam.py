@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .layers import QuantConv2d
-from .registry import REPARAMS
+from ..registry import REPARAMS
 
 
 def apply_reparam(model: nn.Module, spec: dict[str, Any] | None) -> nn.Module:

@@ -20,7 +20,7 @@ from torch import nn
 
 from .blocks import Bottleneck  # noqa: F401  (registers "bottleneck")
 from .layers import ConvSpec, ConvUnit, QuantConv2d
-from .registry import BLOCKS, MODELS
+from ..registry import BLOCKS, MODELS
 
 
 def _scaled(channels: int, width: float) -> int:

@@ -1,20 +1,24 @@
-"""Tasks (pose, face alignment, classification): what a table's rows train on and how they are scored.
+"""Tasks: what a table's rows train on and how they are scored (the Task protocol, base.py).
 
-A task supplies default config values, the ``smoke`` / ``proxy`` profile overlays, the
-conventions it assumes, and the four things the training loop needs: data, model, loss and
-evaluation. Papers only say which task a table belongs to.
+Each task has one home here: ``keypoints/`` (hourglass heatmap localization, shared), ``pose/``
+(MPII / LSP joints, PCKh, synthetic figures), ``face/`` (AFLW landmarks, NME, synthetic faces),
+``classification/`` (ImageNet / CIFAR readers, digits proxy). A plugin adds a task by
+registering its class in ``repro.registry.TASKS``; papers only say which task a table belongs to.
 """
 from __future__ import annotations
 
 import importlib
 
 from ..errors import ReproError
+from ..registry import TASKS
 
-_TASK_MODULES = {"pose": "repro.tasks.pose", "classification": "repro.tasks.classification",
-                 "face_alignment": "repro.tasks.face"}
+BUILTIN = ("repro.tasks.pose", "repro.tasks.face", "repro.tasks.classification")
 
 
 def get_task(name: str):
-    if name not in _TASK_MODULES:
-        raise ReproError(f"unknown task '{name}': choose from {', '.join(_TASK_MODULES)}")
-    return importlib.import_module(_TASK_MODULES[name]).TASK
+    """The task registered as ``name`` (an instance of its class)."""
+    for module in BUILTIN:
+        importlib.import_module(module)
+    if name not in TASKS:
+        raise ReproError(f"unknown task '{name}': choose from {', '.join(TASKS.names())}")
+    return TASKS[name]()

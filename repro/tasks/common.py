@@ -10,8 +10,9 @@ import torch
 from ..errors import ReproError
 from ..nn import ConvSpec, build_model
 from ..nn.quantizers import WEIGHT_SCALES
-from ..nn.registry import ACTIVATIONS, QUANTIZERS, REPARAMS
 from ..nn.reparam import apply_reparam
+from .. import optim, recipes  # noqa: F401  (register the built-in optimizers and recipes)
+from ..registry import ACTIVATIONS, OPTIMIZERS, QUANTIZERS, RECIPES, REPARAMS
 
 
 def check_name(value, known, field: str) -> None:
@@ -20,7 +21,8 @@ def check_name(value, known, field: str) -> None:
 
 
 def check_network(config: dict) -> None:
-    """The conv, quantizer and re-parametrization names of a config, before anything is stored."""
+    """The conv, quantizer, re-parametrization, optimizer and recipe names of a config, and the
+    recipes' own options, before anything is stored."""
     conv, train = config["conv"], config["train"]
     check_name(conv["post_activation"], ACTIVATIONS.names(), "conv.post_activation")
     for key in ("input_quantizer", "kernel_quantizer"):
@@ -28,16 +30,29 @@ def check_network(config: dict) -> None:
     if conv.get("scale") is not None:
         check_name(conv["scale"], WEIGHT_SCALES, "conv.scale")
     check_name((config.get("reparam") or {}).get("kind", "none"), ["none", *REPARAMS.names()], "reparam.kind")
-    check_name(train["optimizer"], ("rmsprop", "adam", "sgd"), "train.optimizer")
-    if train.get("reverse_init") and not conv["binary"]:
-        raise ReproError("train.reverse_init needs a binary network (conv.binary: true)")
+    check_name(train["optimizer"], OPTIMIZERS.names(), "train.optimizer")
+    drops = train.get("lr_drop_at")
+    if drops is not None and (not isinstance(drops, list) or not all(isinstance(e, int) and e > 0 for e in drops)
+                              or drops != sorted(set(drops))):
+        raise ReproError(f"train.lr_drop_at must be a list of increasing positive epochs, got {drops!r}")
+    for name in RECIPES.names():
+        if train.get(name):
+            RECIPES[name].check(train[name], config)
+    try:
+        conv_spec(config)
+    except ValueError as exc:  # e.g. a quantizer without a smooth counterpart under progressive quantization
+        raise ReproError(f"conv: {exc}") from None
+
+
+def conv_spec(config: dict) -> ConvSpec:
+    """The ConvSpec of a config: ``conv`` plus the smooth sign of progressive quantization."""
+    return ConvSpec(**config["conv"])
 
 
 def build_network(config: dict, model_options: dict) -> torch.nn.Module:
     """``model_options`` (with its ``name``) built with the config's ConvSpec, then re-parametrized."""
     options = dict(model_options)
-    conv = ConvSpec(**config["conv"], smooth_kind=(config["train"]["progressive"] or {}).get("kind"))
-    return apply_reparam(build_model(options.pop("name"), conv=conv, **options), config.get("reparam"))
+    return apply_reparam(build_model(options.pop("name"), conv=conv_spec(config), **options), config.get("reparam"))
 
 
 def data_root() -> Path:

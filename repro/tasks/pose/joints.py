@@ -1,4 +1,5 @@
-"""Joint sets: which joints a dataset annotates, how they flip and how PCKh pools them.
+"""MPII's joints, and joint sets: which joints a dataset annotates, how they flip and how PCKh
+pools them. Coordinates are (x, y) pixels with pixel centres at integer positions.
 
 Joints are kept in the MPII order internally (the synthetic generator draws the 16 MPII
 joints); a joint set names the subset and order a dataset uses, as indices into MPII's 16.
@@ -7,8 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import FLIP_PAIRS, JOINT_NAMES
 from .pckh import PARTS
+
+# MPII joint order, 0-based.
+JOINT_NAMES = (
+    "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle",
+    "pelvis", "thorax", "upper_neck", "head_top",
+    "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
+)
+NUM_JOINTS = len(JOINT_NAMES)
+
+# (right, left) index pairs that swap under a horizontal flip.
+FLIP_PAIRS = ((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13))
 
 
 @dataclass(frozen=True)

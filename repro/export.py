@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from pathlib import Path
 
 import torch
 from sqlalchemy import select
 
-from repro import db as dbm
-from repro.errors import ReproError
-from repro.nn.quantizers import set_quantizer_lambda
+from repro_kernels.packed import pack_model
 
-from .packed import pack_model
+from . import db as dbm
+from .errors import ReproError
+from .paths import CONFIG_FILE, FINAL_MODEL
 
 FORMAT = "repro-packed-v1"
 
@@ -32,28 +31,26 @@ def find_run(paper: str, table: str, row: str, profile: str, seed: int, db_url: 
     if run is None:
         raise ReproError(f"no finished run of {paper} table {table} row '{row}' (profile {profile}, seed {seed}) "
                          f"in the database: run it first with 'repro run --paper {paper} --table {table} --rows {row} --profile {profile}'")
-    if not run.run_dir or not (Path(run.run_dir) / "model.pt").exists():
-        raise ReproError(f"run {run.hash} has no model.pt in its run folder '{run.run_dir}'")
+    if not run.run_dir or not (Path(run.run_dir) / FINAL_MODEL).exists():
+        raise ReproError(f"run {run.hash} has no {FINAL_MODEL} in its run folder '{run.run_dir}'")
     return run
 
 
 def build(config: dict) -> torch.nn.Module:
-    """The row's model, as trained, in eval mode with every smooth sign at lambda = inf
-    (training ends there: the stored weights are those of the binary network)."""
-    from repro.plugins import discover
-    from repro.tasks import get_task
+    """The row's model in eval mode, with its hard quantizers: training ends binary (a progressive
+    recipe's smooth signs reach lambda = inf), so the stored weights are the binary network's."""
+    from .plugins import discover
+    from .tasks import get_task
 
     discover()  # registers the plugins' blocks
-    model = get_task(config["task"]).build_model(config)
-    set_quantizer_lambda(model, math.inf)
-    return model.eval()
+    return get_task(config["task"]).build_model(config).eval()
 
 
 def load_trained(run: dbm.RunRecord) -> tuple[dict, torch.nn.Module]:
     folder = Path(run.run_dir)
-    config = json.loads((folder / "config.json").read_text())
+    config = json.loads((folder / CONFIG_FILE).read_text())
     model = build(config)
-    model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+    model.load_state_dict(torch.load(folder / FINAL_MODEL, weights_only=True))
     return config, model
 
 
@@ -68,7 +65,7 @@ def export(run: dbm.RunRecord, out: Path) -> dict:
                 "source": {"paper": run.paper_id, "table": run.table_id, "row": run.row_id, "profile": run.profile,
                            "seed": run.seed, "hash": run.hash}}, out)
     return {"path": str(out), "packed_units": count, "packed_bytes": out.stat().st_size,
-            "float_bytes": (Path(run.run_dir) / "model.pt").stat().st_size}
+            "float_bytes": (Path(run.run_dir) / FINAL_MODEL).stat().st_size}
 
 
 def load_packed(path: Path) -> tuple[dict, torch.nn.Module]:

@@ -1,4 +1,4 @@
-"""Gaussian heatmap targets and their decoding.
+"""Gaussian heatmap targets, their decoding, and the flip of a heatmap.
 
 Coordinate mapping between input-image pixels ``x`` and heatmap pixels ``u``
 at output stride ``s`` (both with pixel centres at integer positions)::
@@ -15,7 +15,13 @@ from __future__ import annotations
 
 import torch
 
-from . import flip_permutation
+
+def flip_permutation(flip_pairs, num_points: int) -> list[int]:
+    """Index list p such that flipped[:, j] = original[:, p[j]] (left and right swapped)."""
+    perm = list(range(num_points))
+    for right, left in flip_pairs:
+        perm[right], perm[left] = left, right
+    return perm
 
 
 def _pair(size) -> tuple[int, int]:
@@ -30,20 +36,20 @@ def heatmap_to_input(coords: torch.Tensor, stride: float) -> torch.Tensor:
     return (coords + 0.5) * stride - 0.5
 
 
-def render_heatmaps(joints, visible, heatmap_size, stride: float, sigma: float = 1.0) -> torch.Tensor:
-    """Render one unnormalised Gaussian (value 1 at the joint) per joint.
+def render_heatmaps(keypoints, visible, heatmap_size, stride: float, sigma: float = 1.0) -> torch.Tensor:
+    """Render one unnormalised Gaussian (value 1 at the keypoint) per keypoint.
 
-    joints: [B, J, 2] in input-image pixels; visible: [B, J];
+    keypoints: [B, J, 2] in input-image pixels; visible: [B, J];
     heatmap_size: int or (h, w); sigma in heatmap pixels.
-    Returns float32 [B, J, h, w]; all-zero maps for invisible joints and for
-    joints outside the heatmap area.
+    Returns float32 [B, J, h, w]; all-zero maps for invisible keypoints and for
+    keypoints outside the heatmap area.
     """
-    joints = torch.as_tensor(joints, dtype=torch.float32)
-    visible = torch.as_tensor(visible).bool().to(joints.device)
+    keypoints = torch.as_tensor(keypoints, dtype=torch.float32)
+    visible = torch.as_tensor(visible).bool().to(keypoints.device)
     h, w = _pair(heatmap_size)
-    centre = input_to_heatmap(joints, stride)  # [B, J, 2]
-    xs = torch.arange(w, dtype=torch.float32, device=joints.device)
-    ys = torch.arange(h, dtype=torch.float32, device=joints.device)
+    centre = input_to_heatmap(keypoints, stride)  # [B, J, 2]
+    xs = torch.arange(w, dtype=torch.float32, device=keypoints.device)
+    ys = torch.arange(h, dtype=torch.float32, device=keypoints.device)
     dx2 = (xs.view(1, 1, 1, w) - centre[..., 0, None, None]) ** 2  # [B, J, 1, w]
     dy2 = (ys.view(1, 1, h, 1) - centre[..., 1, None, None]) ** 2  # [B, J, h, 1]
     maps = torch.exp(-(dx2 + dy2) / (2.0 * sigma**2))

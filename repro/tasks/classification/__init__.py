@@ -6,13 +6,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..classification import digits
-from ..classification.datasets import (CIFAR, ArraySplit, FolderSplit, cifar_missing, decode, folder_classes,
-                                       load_cifar, load_folder)
-from ..errors import ReproError
-from ..nn.registry import BLOCKS, MODELS
-from ..nn.structure import measure
-from .common import build_network, check_name, check_network, data_root
+from ...errors import ReproError
+from ...nn.structure import measure
+from ...registry import BLOCKS, MODELS, TASKS
+from ..common import build_network, check_name, check_network, data_root
+from . import digits
+from .datasets import CIFAR, ArraySplit, FolderSplit, cifar_missing, decode, folder_classes, load_cifar, load_folder
 
 # Dataset name -> kind, number of classes (None: must be given as data.classes), native image size.
 DATASETS = {
@@ -29,6 +28,7 @@ NORMALIZE = {"folder": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 TOPK = (1, 5)
 
 
+@TASKS.register("classification")
 class ClassificationTask:
     name = "classification"
     metrics = ("top1_acc", "top5_acc", "top1_err", "top5_err")
@@ -182,17 +182,15 @@ class ClassificationTask:
         size = config["data"]["input_size"]
         return measure(self.build_model(config), (3, size, size))
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor, config: dict, soft_targets: torch.Tensor | None = None):
-        """Cross-entropy; with distillation, mixed with the cross-entropy against the teacher's softmax."""
-        loss = F.cross_entropy(logits, labels)
-        if soft_targets is not None:
-            weight = config["train"]["distill"]["weight"]
-            soft = -(soft_targets * F.log_softmax(logits, dim=1)).sum(1).mean()
-            loss = (1 - weight) * loss + weight * soft
-        return loss
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, config: dict) -> torch.Tensor:
+        return F.cross_entropy(logits, labels)
 
-    def soft_targets(self, teacher_logits: torch.Tensor) -> torch.Tensor:
+    def distill_targets(self, teacher_logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(teacher_logits, dim=1)
+
+    def distill_loss(self, logits: torch.Tensor, soft_targets: torch.Tensor, config: dict) -> torch.Tensor:
+        """Cross-entropy against the teacher's softmax (temperature 1)."""
+        return -(soft_targets * F.log_softmax(logits, dim=1)).sum(1).mean()
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, split, config: dict) -> dict[str, float]:
@@ -232,5 +230,3 @@ def _subset(split, n: int | None, seed: int):
         return ArraySplit(split.images[keep], split.labels[keep])
     return FolderSplit([split.paths[i] for i in keep.tolist()], split.labels[keep], split.classes)
 
-
-TASK = ClassificationTask()

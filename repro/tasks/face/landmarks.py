@@ -1,4 +1,4 @@
-"""Face alignment: AFLW's 21 landmarks, synthetic faces for the proxies, and the NME metric."""
+"""AFLW's 21 face landmarks (Koestinger et al. 2011) and how they flip."""
 from __future__ import annotations
 
 # AFLW (Koestinger et al. 2011), in its order; left / right are the subject's own.

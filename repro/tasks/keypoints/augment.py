@@ -1,4 +1,4 @@
-"""Batch-vectorised pose augmentation: random flip, scale and rotation.
+"""Batch-vectorised keypoint augmentation: random flip, scale and rotation.
 
 Every sample gets one affine about the image centre c = ((W-1)/2, (H-1)/2),
 in pixel coordinates with pixel centres at integers::
@@ -7,10 +7,10 @@ in pixel coordinates with pixel centres at integers::
 
 so a flip maps x to W - 1 - x. Images are resampled with ``affine_grid`` /
 ``grid_sample`` (align_corners=True, which matches that pixel convention) and
-joints go through the very same matrix, then left/right labels are swapped
+keypoints go through the very same matrix, then left/right labels are swapped
 for flipped samples (the person's right arm becomes the image's left arm).
 
-Head boxes: the box centre is transformed and its width and height are
+Boxes (the metric's normalising box: a head box, a face box): the box centre is transformed and its width and height are
 multiplied by ``scale``; rotation and flip leave the box shape alone. So the
 PCKh head size (0.6 * diagonal) scales exactly with the person and does not
 grow under rotation, as the bounding box of the rotated corners would.
@@ -23,7 +23,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import FLIP_PAIRS, flip_permutation
+from .heatmaps import flip_permutation
 
 
 def _forward_matrices(flip: torch.Tensor, scale: torch.Tensor, angle_deg: torch.Tensor) -> torch.Tensor:
@@ -36,11 +36,11 @@ def _forward_matrices(flip: torch.Tensor, scale: torch.Tensor, angle_deg: torch.
     return scale[:, None, None] * torch.stack([row0, row1], dim=-2)
 
 
-def apply_affine(images, joints, visible, head_boxes, flip, scale, angle_deg, flip_pairs=FLIP_PAIRS):
+def apply_affine(images, keypoints, visible, boxes, flip, scale, angle_deg, flip_pairs=()):
     """Apply given per-sample flip [B] bool, scale [B] and angle [B] (degrees).
 
-    images [B, C, H, W] float; joints [B, J, 2] pixels; visible [B, J];
-    head_boxes [B, 4] (x1, y1, x2, y2). Returns the transformed tuple; joints
+    images [B, C, H, W] float; keypoints [B, J, 2] pixels; visible [B, J];
+    boxes [B, 4] (x1, y1, x2, y2). Returns the transformed tuple; keypoints
     that land outside the image become invisible.
     """
     b, _, h, w = images.shape
@@ -60,24 +60,24 @@ def apply_affine(images, joints, visible, head_boxes, flip, scale, angle_deg, fl
     grid = F.affine_grid(theta, list(images.shape), align_corners=True)
     out_images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
-    joints = torch.as_tensor(joints, dtype=dtype, device=device)
-    new_joints = centre + (joints - centre) @ forward.transpose(1, 2)
+    keypoints = torch.as_tensor(keypoints, dtype=dtype, device=device)
+    new_keypoints = centre + (keypoints - centre) @ forward.transpose(1, 2)
     inside = (
-        (new_joints[..., 0] >= 0) & (new_joints[..., 0] <= w - 1)
-        & (new_joints[..., 1] >= 0) & (new_joints[..., 1] <= h - 1)
+        (new_keypoints[..., 0] >= 0) & (new_keypoints[..., 0] <= w - 1)
+        & (new_keypoints[..., 1] >= 0) & (new_keypoints[..., 1] <= h - 1)
     )
     new_visible = torch.as_tensor(visible, device=device).bool() & inside
 
-    perm = flip_permutation(flip_pairs, joints.shape[1])
-    new_joints = torch.where(flip[:, None, None], new_joints[:, perm], new_joints)
+    perm = flip_permutation(flip_pairs, keypoints.shape[1])
+    new_keypoints = torch.where(flip[:, None, None], new_keypoints[:, perm], new_keypoints)
     new_visible = torch.where(flip[:, None], new_visible[:, perm], new_visible)
 
-    boxes = torch.as_tensor(head_boxes, dtype=dtype, device=device)
+    boxes = torch.as_tensor(boxes, dtype=dtype, device=device)
     box_centre = (boxes[:, :2] + boxes[:, 2:]) / 2.0
     half_size = (boxes[:, 2:] - boxes[:, :2]) / 2.0 * scale[:, None]
     new_centre = centre + ((box_centre - centre)[:, None, :] @ forward.transpose(1, 2))[:, 0]
     new_boxes = torch.cat([new_centre - half_size, new_centre + half_size], dim=1)
-    return out_images, new_joints, new_visible, new_boxes
+    return out_images, new_keypoints, new_visible, new_boxes
 
 
 def sample_params(batch_size: int, generator: torch.Generator, flip: bool = True,
@@ -90,8 +90,8 @@ def sample_params(batch_size: int, generator: torch.Generator, flip: bool = True
     return flips, scales, angles
 
 
-def augment_batch(images, joints, visible, head_boxes, generator: torch.Generator, flip: bool = True,
-                  scale=(0.75, 1.25), rotate: float = 30.0, flip_pairs=FLIP_PAIRS):
+def augment_batch(images, keypoints, visible, boxes, generator: torch.Generator, flip: bool = True,
+                  scale=(0.75, 1.25), rotate: float = 30.0, flip_pairs=()):
     """Random flip (p = 0.5), uniform scale in ``scale`` and angle in ±``rotate`` degrees."""
     flips, scales, angles = sample_params(images.shape[0], generator, flip, scale, rotate)
-    return apply_affine(images, joints, visible, head_boxes, flips, scales, angles, flip_pairs)
+    return apply_affine(images, keypoints, visible, boxes, flips, scales, angles, flip_pairs)

@@ -1,6 +1,6 @@
 """Face alignment with stacked hourglasses: AFLW's 21 landmarks as heatmaps, scored by the NME
-by |yaw| range (synthetic faces for the proxies). Training, loss, flip test and structure are
-the pose task's; the data, the landmark set and the metric are the face's own."""
+by |yaw| range (synthetic faces for the proxies). Network, heatmaps, loss and flip test are the
+keypoint task's; the data, the landmarks and the metric are the face's own."""
 from __future__ import annotations
 
 import copy
@@ -8,33 +8,34 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ReproError
-from ..face import FLIP_PAIRS, LANDMARK_NAMES
-from ..face import synthetic
-from ..face.nme import nme
-from .common import check_name, data_root
-from .pose import PoseSplit, PoseTask
+from ...errors import ReproError
+from ...registry import TASKS
+from ..common import check_name, data_root
+from ..keypoints import HeatmapTask, KeypointSplit
+from . import synthetic
+from .landmarks import FLIP_PAIRS, LANDMARK_NAMES
+from .nme import nme
 
 
 @dataclass
-class FaceSplit(PoseSplit):
-    """``joints`` are the landmarks, ``head_boxes`` the face boxes (the NME's normalization)."""
+class FaceSplit(KeypointSplit):
+    """Keypoints are the landmarks, boxes the face boxes (the NME's normalization)."""
     yaw: torch.Tensor  # float [N], degrees
 
 
-class FaceAlignmentTask(PoseTask):
+@TASKS.register("face_alignment")
+class FaceAlignmentTask(HeatmapTask):
     name = "face_alignment"
     metrics = ("nme", "nme_yaw_0_30", "nme_yaw_30_60", "nme_yaw_60_90")
+    synthetic_data = synthetic
 
-    defaults = copy.deepcopy(PoseTask.defaults)
+    defaults = copy.deepcopy(HeatmapTask.defaults)
     defaults["data"].update({"name": "aflw", "split": "aio_test"})
-    defaults["model"]["n_joints"] = len(LANDMARK_NAMES)
     defaults["eval"] = {"flip_test": True, "metric": "nme", "nme_normalization": "face_size",
                         "yaw_bins": [[0, 30], [30, 60], [60, 90]]}
-    profiles = copy.deepcopy(PoseTask.profiles)
+    profiles = copy.deepcopy(HeatmapTask.profiles)
     profiles["smoke"]["data"]["name"] = "synthetic_faces"
     profiles["proxy"]["data"].update({"name": "synthetic_faces", "n_val": 600})
-    assumptions = PoseTask.assumptions
     profile_assumptions = {
         "proxy": {"data.name": "proxy: 1200 synthetic faces (AFLW's 21 landmarks, yaw uniform in +-90 degrees, self-occluded "
                                "landmarks invisible) at 64x64 (heatmaps 16x16), 64 features, hourglass depth 3, batch 16, "
@@ -42,17 +43,18 @@ class FaceAlignmentTask(PoseTask):
         "smoke": {"data.name": "smoke: a tiny synthetic run that checks the pipeline, not the method"},
     }
 
-    def check_landmarks(self, config: dict) -> None:
-        if config["model"]["n_joints"] != len(LANDMARK_NAMES):
-            raise ReproError(f"model.n_joints is {config['model']['n_joints']}, but AFLW faces have {len(LANDMARK_NAMES)} landmarks")
+    def n_keypoints(self, config: dict) -> int:
+        return len(LANDMARK_NAMES)
+
+    def flip_pairs(self, config: dict) -> tuple[tuple[int, int], ...]:
+        return FLIP_PAIRS
+
+    def check_keypoints(self, config: dict) -> None:
         evaluation = config["eval"]
         check_name(evaluation["nme_normalization"], ("face_size",), "eval.nme_normalization")
         bins = evaluation["yaw_bins"]
         if not (isinstance(bins, list) and all(isinstance(b, list) and len(b) == 2 and 0 <= b[0] < b[1] <= 90 for b in bins)):
             raise ReproError(f"eval.yaw_bins must be a list of [low, high] degree ranges within [0, 90], got {bins!r}")
-
-    def flip_pairs(self, config: dict) -> tuple[tuple[int, int], ...]:
-        return FLIP_PAIRS
 
     def check_data(self, config: dict) -> None:
         name = config["data"]["name"]
@@ -66,20 +68,15 @@ class FaceAlignmentTask(PoseTask):
             raise ReproError(f"AFLW found at {root}, but the AFLW loader is not implemented yet: use --profile proxy")
         raise ReproError(f"unknown face dataset '{name}': use synthetic_faces or aflw")
 
-    synthetic_data = synthetic
-
     def split(self, arrays: dict, config: dict) -> FaceSplit:
         return FaceSplit(
             images=torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).contiguous(),
-            joints=torch.from_numpy(arrays["landmarks"]).float(),
+            keypoints=torch.from_numpy(arrays["landmarks"]).float(),
             visible=torch.from_numpy(arrays["visible"]).bool(),
-            head_boxes=torch.from_numpy(arrays["face_boxes"]).float(),
+            boxes=torch.from_numpy(arrays["face_boxes"]).float(),
             yaw=torch.from_numpy(arrays["yaw"]).float(),
         )
 
     def evaluate(self, model: torch.nn.Module, split: FaceSplit, config: dict) -> dict[str, float]:
         bins = [tuple(b) for b in config["eval"]["yaw_bins"]]
-        return nme(self.predict(model, split, config), split.joints, split.visible, split.head_boxes, split.yaw, bins)
-
-
-TASK = FaceAlignmentTask()
+        return nme(self.predict(model, split, config), split.keypoints, split.visible, split.boxes, split.yaw, bins)

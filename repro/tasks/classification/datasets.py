@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import ReproError
+from ...errors import ReproError
 
 CIFAR = {
     "cifar10": {"folder": "cifar-10-batches-py", "train": [f"data_batch_{i}" for i in range(1, 6)],

@@ -1,8 +1,8 @@
-"""One name -> constructor table per kind of component (blocks, models, quantizers, activations,
-reparametrizations).
+"""One name -> constructor table per kind of component, all listed here.
 
-Components are built from a name plus keyword arguments, so a config file can say
-``block: hpm`` and a paper plugin can add a block by registering it, without touching the core.
+Components are built from a name plus keyword arguments, so a config can say ``block: hpm`` or
+``optimizer: rmsprop`` and a paper plugin can add its own by registering it (in the module the
+plugin imports), without touching the core. The CLI's choices come from these tables too.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class Registry:
             # Components defined by a paper plugin exist only once its module was imported.
             raise KeyError(
                 f"unknown {self.kind} '{name}'; registered: {known} "
-                f"(a {self.kind} defined under methods/ is registered when its module is imported)"
+                f"(a {self.kind} defined by a paper plugin is registered when its module is imported)"
             ) from None
 
     def __contains__(self, name: object) -> bool:
@@ -52,10 +52,17 @@ class Registry:
         return f"Registry({self.kind!r}, names={self.names()})"
 
 
-BLOCKS = Registry("block")
-MODELS = Registry("model")
-QUANTIZERS = Registry("quantizer")
-ACTIVATIONS = Registry("activation")
+# Networks (repro.nn and the plugins).
+BLOCKS = Registry("block")          # Block(cin, cout, conv: ConvSpec, **options)
+MODELS = Registry("model")          # Model(conv=ConvSpec, **options)
+QUANTIZERS = Registry("quantizer")  # Quantizer(**options)
+ACTIVATIONS = Registry("activation")  # factory(channels, **options)
 # Model transforms applied after a model is built: ``fn(model, **options) -> model`` (e.g. a
-# paper's weight re-parametrization), named by ``reparam.kind`` in a config (see reparam.py).
+# paper's weight re-parametrization), named by ``reparam.kind`` in a config (repro/nn/reparam.py).
 REPARAMS = Registry("reparam")
+
+# Runs (repro.tasks, repro.train, repro.runner).
+TASKS = Registry("task")            # Task class (repro/tasks/base.py: the Task protocol)
+OPTIMIZERS = Registry("optimizer")  # factory(params, train: dict) -> torch.optim.Optimizer
+RECIPES = Registry("recipe")        # Recipe(options, context), named by its key under ``train`` (repro/recipes.py)
+EXECUTORS = Registry("executor")    # factory(folder, **options) -> a submitit executor (repro/runner.py)

@@ -1,0 +1,147 @@
+"""``repro kernels``: the kernel library's benchmarks at the papers' layer shapes, stored in the
+results database and shown beside the papers' efficiency claims (both from ``paper.yaml``).
+
+The library (``repro_kernels``) times what it is given; this module chooses the shapes, builds
+trained or paper-size models for ``bench-model``, and stores and reads the rows.
+"""
+from __future__ import annotations
+
+import copy
+import socket
+import statistics
+from typing import Callable
+
+import torch
+from sqlalchemy import select
+from repro_kernels import bench
+
+from . import db as dbm
+from .config import resolve
+from .errors import ReproError
+from .export import build, find_run, load_trained
+from .plugins import Paper
+
+# Shapes no paper owns: square GEMMs, the sizes BLAS benchmarks usually quote; the GPU run adds
+# the large ones its goal is set at.
+GENERIC_SHAPES = [{"kind": "gemm", "name": f"square {n}", "m": n, "k": n, "n": n} for n in (1024, 2048)]
+GPU_ONLY_SHAPES = [{"kind": "gemm", "name": f"square {n}", "m": n, "k": n, "n": n} for n in (4096, 8192)]
+
+
+def shapes(papers: list[Paper], only: str | None = None, device: str = "cpu") -> list[bench.Shape]:
+    """The generic shapes, then each paper's ``kernel_shapes`` (a name seen before is skipped)."""
+    specs = GENERIC_SHAPES + [spec for paper in papers for spec in paper.kernel_shapes]
+    if device == "cuda":
+        specs = specs + GPU_ONLY_SHAPES
+    seen, result = set(), []
+    for spec in specs:
+        if spec["name"] in seen or (only and only not in spec["name"]):
+            continue
+        seen.add(spec["name"])
+        result.append(bench.shape_from_dict(spec))
+    return result
+
+
+def bench_model(paper: Paper, table_id: str, row_id: str, profile: str, seed: int, db_url: str | None,
+                threads: int, pairs: int, echo: Callable[[str], None] | None) -> tuple[str, list[bench.BenchResult]]:
+    """A row's packed model (trained if a finished run exists, else untrained at that profile's
+    size) against the float model of its architecture; returns (source, rows)."""
+    table = paper.table(table_id)
+    config = resolve(table, table.row(row_id), profile, seed).config
+    if not config.get("conv", {}).get("binary"):
+        raise ReproError(f"row '{row_id}' is a real-valued network: nothing to pack")
+    try:
+        config, model = load_trained(find_run(paper.id, table_id, row_id, profile, seed, db_url))
+        source = "trained weights"
+    except ReproError:
+        model, source = build(config), "untrained weights (no finished run at this profile): timing and sizes only"
+    float_config = copy.deepcopy(config)
+    float_config["conv"]["binary"] = False
+    size = config["data"]["input_size"]
+    example = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    spec = config["model"]
+    name = f"{spec['name']} {spec.get('block', '')} f{spec.get('features')} d{spec.get('depth')} s{spec.get('stacks')} @{size}"
+    info = {**{k: v for k, v in spec.items() if v is not None}, "row": config["run"]}
+    if echo:
+        echo(f"{paper.id} table {table_id} row {row_id} at profile {profile}, {source}; batch 1, {threads} thread(s), "
+             f"{bench.clock(threads)[1]}, medians of {pairs} alternating pairs")
+    return source, bench.bench_model(name, info, model, build(float_config), example, threads, pairs, echo)
+
+
+def store(rows: list[bench.BenchResult], db_url: str | None) -> None:
+    with dbm.session(db_url) as db:
+        for row in rows:
+            db.add(dbm.KernelBenchRecord(
+                host=socket.gethostname(), device=row.device, threads=row.threads, backend=row.backend, kind=row.kind,
+                name=row.name, shape={**row.shape, "M": row.m, "K": row.k, "N": row.n} if row.kind != "model" else row.shape,
+                baseline=row.baseline, binary_ms=row.binary_ms, baseline_ms=row.baseline_ms, ratio=row.ratio,
+                binary_gmacs=row.binary_gmacs or None, packed_bytes=row.packed_weight_bytes,
+                float_bytes=row.float_weight_bytes, ceiling_ratio=row.ceiling_ratio, extra={"pairs": row.pairs, **row.extra}))
+        db.commit()
+
+
+def stored(db_url: str | None) -> list[dbm.KernelBenchRecord]:
+    """The latest stored row per (kind, name, baseline, device, threads, backend)."""
+    with dbm.session(db_url) as db:
+        records = list(db.scalars(select(dbm.KernelBenchRecord).order_by(dbm.KernelBenchRecord.id)))
+    latest = {}
+    for r in records:
+        latest[(r.kind, r.name, r.baseline, r.device, r.threads, r.backend)] = r
+    return list(latest.values())
+
+
+def _claim_measurement(paper_id: str, claim, records: list[dbm.KernelBenchRecord]) -> str:
+    """What the stored rows say about one claim: the measured ratios of its kind, scope and
+    device (a whole-model claim: the paper's own models only)."""
+    on_device = [r for r in records if (r.device.startswith("cpu") if claim.device == "cpu" else not r.device.startswith("cpu"))]
+    if claim.scope == "model":
+        mine = [r for r in on_device if r.kind == "model" and r.baseline.startswith("float32")
+                and (r.shape.get("row") or {}).get("paper") == paper_id]
+        values = [r.ratio if claim.kind == "speed" else r.float_bytes / r.packed_bytes for r in mine if r.packed_bytes]
+        what = "whole packed model vs the float model"
+    else:
+        mine = [r for r in on_device if r.kind in ("gemm", "conv")]
+        values = [r.ratio if claim.kind == "speed" else r.float_bytes / r.packed_bytes for r in mine if r.packed_bytes]
+        what = "binary layers vs their float baseline"
+    if not values:
+        command = "repro kernels bench-model" if claim.scope == "model" else "repro kernels bench"
+        return f"not measured yet ({command}{' --device cuda' if claim.device == 'cuda' else ''})"
+    return (f"measured {min(values):.2f}x .. {max(values):.2f}x (median {statistics.median(values):.2f}x over "
+            f"{len(values)} rows; {what})")
+
+
+def render_stored(records: list[dbm.KernelBenchRecord], papers: list[Paper]) -> str:
+    """Measured ratios beside the papers' efficiency claims."""
+    lines = []
+    if not records:
+        lines.append("no kernel benchmarks stored yet: run 'repro kernels bench' (and 'repro kernels bench-model')")
+    else:
+        widths = (6, 40, 36, 7, 17)
+        lines.append(f"{'kind':<{widths[0]}} {'shape':<{widths[1]}} {'baseline':<{widths[2]}} {'threads':>{widths[3]}} "
+                     f"{'backend':<{widths[4]}} {'binary ms':>10} {'base ms':>9} {'ratio':>7} {'memory':>7} {'ceiling':>7}")
+        for r in records:
+            memory = f"{r.float_bytes / r.packed_bytes:.1f}x" if r.packed_bytes else "-"
+            ceiling = f"{r.ceiling_ratio:.1f}x" if r.ceiling_ratio else "-"
+            lines.append(f"{r.kind:<6} {r.name[:40]:<40} {r.baseline[:36]:<36} {r.threads:>7} {r.backend:<17} {r.binary_ms:>10.3f} "
+                         f"{r.baseline_ms:>9.3f} {r.ratio:>6.2f}x {memory:>7} {ceiling:>7}")
+        lines.append("")
+        layers = [r for r in records if r.kind in ("gemm", "conv")]
+        for device in sorted({r.device for r in layers}):
+            for baseline in sorted({r.baseline for r in layers if r.device == device}):
+                for backend in sorted({r.backend for r in layers if r.device == device and r.baseline == baseline}):
+                    mine = [r for r in layers if (r.device, r.baseline, r.backend) == (device, baseline, backend)]
+                    speed = [r.ratio for r in mine]
+                    memory = [r.float_bytes / r.packed_bytes for r in mine if r.packed_bytes]
+                    lines.append(f"measured on {device}, {backend} vs {baseline}: layer speed ratio {min(speed):.2f}x .. "
+                                 f"{max(speed):.2f}x (median {statistics.median(speed):.2f}x over {len(speed)} shapes); "
+                                 f"binary-layer weight memory {min(memory):.1f}x .. {max(memory):.1f}x")
+        for r in records:
+            if r.kind == "model" and r.baseline.startswith("float32"):
+                lines.append(f"measured: {r.name}: packed model {r.ratio:.2f}x the float model's speed, "
+                             f"file {r.float_bytes / r.packed_bytes:.1f}x smaller than the float32 state dict")
+    claims = [(paper.id, claim) for paper in papers for claim in paper.efficiency_claims]
+    if claims:
+        lines += ["", "Efficiency claims of the papers (paper.yaml), beside what is stored:"]
+        for paper_id, claim in claims:
+            lines.append(f"  {paper_id:<10} {claim.value:g}x {claim.kind} ({claim.scope}, {claim.device}): {claim.text}")
+            lines.append(f"  {'':<10} -> {_claim_measurement(paper_id, claim, records)}")
+    return "\n".join(lines)
