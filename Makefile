@@ -13,6 +13,7 @@ run: setup
 	$(VENV)/bin/repro compare --paper $(PAPER) --table $(TABLE) --profile $(PROFILE)
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q
 
 setup: $(VENV)/.installed

@@ -10,11 +10,12 @@ layer from a float input: sign packing + packed im2col + XNOR GEMM + scale, agai
 from __future__ import annotations
 
 import contextlib
+import functools
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -206,7 +207,7 @@ def run_gpu(shapes: list[Shape], pairs: int = 7, echo: Callable[[str], None] | N
     pipeline on a CPU (default: the kernels of kernels.cuda)."""
     if impls is None:
         from . import cuda
-        impls = {f"cuda {impl}": (lambda impl: lambda a, b, k, s: cuda.xnor_gemm(a, b, k, s, impl))(impl)
+        impls = {f"cuda {impl}": functools.partial(cuda.xnor_gemm, impl=impl)
                  for impl in cuda.IMPLS if impl != "tensor_core" or cuda.tensor_core_unavailable_reason() is None}
         pack = cuda.pack_rows
     on_gpu = device.startswith("cuda")
@@ -226,8 +227,7 @@ def run_gpu(shapes: list[Shape], pairs: int = 7, echo: Callable[[str], None] | N
             w = torch.randn(n, k, generator=generator, device=device)
             wp, xp, scale = pack(w), pack(x), w.abs().mean(1)  # weights packed once
             for impl_name, gemm in impls.items():
-                binary = lambda: gemm(pack(x), wp, k, scale)  # noqa: E731
-                kernel_only = lambda: gemm(xp, wp, k, scale)  # noqa: E731
+                binary, kernel_only = _gemm_calls(gemm, pack, x, xp, wp, k, scale)
                 for baseline_name, baseline in gpu_baselines(x, w).items():
                     try:
                         baseline()
@@ -247,6 +247,11 @@ def run_gpu(shapes: list[Shape], pairs: int = 7, echo: Callable[[str], None] | N
                     if echo:
                         echo(format_gpu_row(row))
     return rows
+
+
+def _gemm_calls(gemm: Callable, pack: Callable, x, xp, wp, k: int, scale) -> tuple[Callable, Callable]:
+    """The binary GEMM with the activations' packing in the call, and the kernel alone (pre-packed)."""
+    return (lambda: gemm(pack(x), wp, k, scale)), (lambda: gemm(xp, wp, k, scale))
 
 
 GPU_HEADER = (f"{'shape':<38} {'M':>6} {'K':>6} {'N':>5} {'binary kernel':<17} {'baseline':<25} {'binary ms':>10} "
@@ -301,8 +306,8 @@ def bench_model(name: str, info: dict, binary_model: torch.nn.Module, float_mode
         for baseline_name, baseline in (("float32 model (same architecture)", float_model),
                                         ("PyTorch binary model (float convs)", binary_model)):
             # a whole network's first calls allocate every activation: warm both up a few times
-            tb, tf, ratio = paired_times(lambda: packed(example), lambda: baseline(example), pairs, min_sample_s=0.0,
-                                         timer=timer, warmup=3)
+            tb, tf, ratio = paired_times(functools.partial(packed, example), functools.partial(baseline, example), pairs,
+                                         min_sample_s=0.0, timer=timer, warmup=3)
             row = BenchResult("model", name, {"input": list(example.shape), **info}, 0, 0, 0, baseline_name,
                               f"cpu ({platform.processor() or platform.machine()})", threads, backend,
                               tb * 1e3, tf * 1e3, ratio, 0.0, 0.0, _saved_bytes(packed.state_dict()),

@@ -107,7 +107,7 @@ class PackedConvWeight:
 
     @classmethod
     def from_weight(cls, weight: torch.Tensor, stride: int = 1, padding: int = 0,
-                    scale: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> "PackedConvWeight":
+                    scale: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> PackedConvWeight:
         tap_sums = torch.where(weight < 0, -1, 1).to(torch.int32).sum(1)
         return cls(packing.pack_conv_weight(weight), tap_sums, weight.shape[1], stride, padding, scale, bias)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import copy
 import socket
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from sqlalchemy import select
+
 from repro_kernels import bench
 
 from . import db as dbm
@@ -39,6 +40,33 @@ def shapes(papers: list[Paper], only: str | None = None, device: str = "cpu") ->
         seen.add(spec["name"])
         result.append(bench.shape_from_dict(spec))
     return result
+
+
+def run(papers: list[Paper], device: str, threads: int, pairs: int, only: str | None,
+        echo: Callable[[str], None] | None) -> list[bench.BenchResult]:
+    """``repro kernels bench``: every shape on the CPU (binary vs float32 torch, ``threads``
+    threads) or the GPU (each binary kernel vs cuBLAS and int8), a header line first."""
+    chosen = shapes(papers, only, device)
+    if not chosen:
+        raise ReproError(f"no benchmark shape matches --only '{only}'")
+    if device == "cuda":
+        from repro_kernels import cuda
+        if reason := cuda.unavailable_reason():
+            raise ReproError(f"--device cuda: {reason}; the GPU benchmarks need a CUDA GPU and nvcc")
+        if echo:
+            tc = cuda.tensor_core_unavailable_reason()
+            echo(f"binary kernels on {torch.cuda.get_device_name()} (CUDA cores{'' if tc else ', 1-bit tensor cores'}) "
+                 f"vs cuBLAS / torch._int_mm; activations packed in each call ('alone': pre-packed); wall time, "
+                 f"device-synchronized; medians of {pairs} alternating pairs; ratio = baseline time / binary time"
+                 + (f"; tensor-core kernel skipped: {tc}" if tc else ""))
+            echo(bench.GPU_HEADER)
+        return bench.run_gpu(chosen, pairs, echo=echo)
+    if echo:
+        from repro_kernels import ops
+        echo(f"binary (kernels: {ops.backend()}) vs float32 torch on cpu, {threads} thread(s), "
+             f"{bench.clock(threads)[1]}; medians of {pairs} alternating pairs; ratio = float time / binary time")
+        echo(bench.HEADER)
+    return bench.run(chosen, threads, pairs, echo=echo)
 
 
 def bench_model(paper: Paper, table_id: str, row_id: str, profile: str, seed: int, db_url: str | None,

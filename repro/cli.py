@@ -140,37 +140,13 @@ def _check_positive(name: str, value: int) -> None:
 def cmd_kernels_bench(args) -> None:
     import dataclasses
 
-    import torch
-    from repro_kernels import bench
-
     from . import benchmarks
     from .plugins import discover
 
     _check_positive("threads", args.threads)
     _check_positive("pairs", args.pairs)
-    shapes = benchmarks.shapes(list(discover().values()), args.only, args.device)
-    if not shapes:
-        raise ReproError(f"no benchmark shape matches --only '{args.only}'")
     echo = print if args.format == "text" else None
-    if args.device == "cuda":
-        from repro_kernels import cuda
-        if reason := cuda.unavailable_reason():
-            raise ReproError(f"--device cuda: {reason}; the GPU benchmarks need a CUDA GPU and nvcc")
-        if echo:
-            tc = cuda.tensor_core_unavailable_reason()
-            echo(f"binary kernels on {torch.cuda.get_device_name()} (CUDA cores{'' if tc else ', 1-bit tensor cores'}) "
-                 f"vs cuBLAS / torch._int_mm; activations packed in each call ('alone': pre-packed); wall time, "
-                 f"device-synchronized; medians of {args.pairs} alternating pairs; ratio = baseline time / binary time"
-                 + (f"; tensor-core kernel skipped: {tc}" if tc else ""))
-            echo(bench.GPU_HEADER)
-        rows = bench.run_gpu(shapes, args.pairs, echo=echo)
-    else:
-        if echo:
-            from repro_kernels import ops
-            echo(f"binary (kernels: {ops.backend()}) vs float32 torch on cpu, {args.threads} thread(s), "
-                 f"{bench.clock(args.threads)[1]}; medians of {args.pairs} alternating pairs; ratio = float time / binary time")
-            echo(bench.HEADER)
-        rows = bench.run(shapes, args.threads, args.pairs, echo=echo)
+    rows = benchmarks.run(list(discover().values()), args.device, args.threads, args.pairs, args.only, echo)
     benchmarks.store(rows, args.db)
     if args.format == "json":
         print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
@@ -213,18 +189,18 @@ def cmd_list(args) -> None:
     from .tasks import get_task
     from .text import columns
 
+    def needs(table, row) -> dict[str, str]:
+        """Profile -> the dataset the row trains on at that profile."""
+        if not row.runnable:
+            return {}
+        return {p.name: resolve(table, row, p.name, 0).config["data"]["name"] if p.needs_data
+                else "no data (measures the model)" for p in PROFILES.values()}
+
     papers = discover()
     listing = []
     for paper in papers.values():
         tables = []
         for table in paper.tables.values():
-            def needs(row) -> dict[str, str]:
-                """Profile -> the dataset the row trains on at that profile."""
-                if not row.runnable:
-                    return {}
-                return {p.name: resolve(table, row, p.name, 0).config["data"]["name"] if p.needs_data
-                        else "no data (measures the model)" for p in PROFILES.values()}
-
             tables.append({
                 "id": table.id, "caption": table.caption, "task": table.task, "dataset": table.dataset,
                 "metrics": list(table.metrics), "claims": [c.text for c in table.claims],
@@ -232,7 +208,7 @@ def cmd_list(args) -> None:
                                 **table.assumptions},
                 "rows": [{"id": r.id, "label": r.label, "published": r.published, "runnable": r.runnable,
                           "not_runnable_reason": r.not_runnable_reason or None,
-                          "profiles": needs(r)} for r in table.rows],
+                          "profiles": needs(table, r)} for r in table.rows],
             })
         listing.append({"id": paper.id, "title": paper.title, "venue": paper.venue, "year": paper.year, "tables": tables})
     if args.format == "json":
@@ -241,8 +217,8 @@ def cmd_list(args) -> None:
     for paper in listing:
         print(f"{paper['id']}: {paper['title']} ({paper['venue']} {paper['year']})")
         for table in paper["tables"]:
-            print(f"  table {table['id']}: {table['caption']} [{table['task']} on {table['dataset']}; metrics: {', '.join(table['metrics'])}; "
-                  f"{len(table['assumptions'])} assumptions, see --format json]")
+            print(f"  table {table['id']}: {table['caption']} [{table['task']} on {table['dataset']}; "
+                  f"metrics: {', '.join(table['metrics'])}; {len(table['assumptions'])} assumptions, see --format json]")
             body = []
             for row in table["rows"]:
                 published = ", ".join(f"{k}={v:g}" for k, v in row["published"].items())

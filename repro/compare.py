@@ -136,9 +136,8 @@ def _compare_table(table: Table, runs, finals, profile_filter: str | None) -> Ta
                     values.setdefault((row_id, prof, metric), []).append(value)
     cells, assumptions = [], {}
     for row in table.rows:
-        notes_by_profile = {prof: sorted({text for run in current.get((row.id, prof), []) for text in run.assumptions.values()})
-                            for prof in profiles}
-        for prof, texts in notes_by_profile.items():
+        notes_by_profile = {prof: _assumption_texts(current.get((row.id, prof), [])) for prof in profiles}
+        for texts in notes_by_profile.values():
             for text in texts:
                 assumptions.setdefault(text, []).append(row.id)
         for metric in table.metrics:
@@ -165,6 +164,10 @@ def _compare_table(table: Table, runs, finals, profile_filter: str | None) -> Ta
     for text in assumptions:
         assumptions[text] = sorted(set(assumptions[text]), key=[r.id for r in table.rows].index)
     return TableComparison(table, cells, verdicts, assumptions, stale, _missing(table, values, profile_filter))
+
+
+def _assumption_texts(runs) -> list[str]:
+    return sorted({text for run in runs for text in run.assumptions.values()})
 
 
 def _missing(table: Table, values: dict, profile_filter: str | None) -> list[str]:

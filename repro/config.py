@@ -45,7 +45,7 @@ class RunConfig:
     config: dict
     hash: str
     assumptions: dict[str, str] = field(default_factory=dict)
-    dependencies: list["RunConfig"] = field(default_factory=list)  # runs to finish first (a teacher)
+    dependencies: list[RunConfig] = field(default_factory=list)  # runs to finish first (a teacher)
 
     @property
     def identity(self) -> dict:

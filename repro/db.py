@@ -9,8 +9,20 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text,
-                        UniqueConstraint, create_engine, event, select)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
@@ -36,7 +48,7 @@ class PaperRecord(Base):
     authors: Mapped[str] = mapped_column(Text, default="")
     venue: Mapped[str] = mapped_column(String(128), default="")
     year: Mapped[int] = mapped_column(Integer)
-    tables: Mapped[list["TableRecord"]] = relationship(back_populates="paper", cascade="all, delete-orphan")
+    tables: Mapped[list[TableRecord]] = relationship(back_populates="paper", cascade="all, delete-orphan")
 
 
 class TableRecord(Base):
@@ -49,7 +61,7 @@ class TableRecord(Base):
     task: Mapped[str] = mapped_column(String(32))
     dataset: Mapped[str] = mapped_column(String(64))
     paper: Mapped[PaperRecord] = relationship(back_populates="tables")
-    rows: Mapped[list["RowRecord"]] = relationship(back_populates="table", cascade="all, delete-orphan")
+    rows: Mapped[list[RowRecord]] = relationship(back_populates="table", cascade="all, delete-orphan")
 
 
 class RowRecord(Base):
@@ -62,7 +74,7 @@ class RowRecord(Base):
     spec: Mapped[dict] = mapped_column(JSON)
     runnable: Mapped[bool] = mapped_column(Boolean, default=True)
     table: Mapped[TableRecord] = relationship(back_populates="rows")
-    targets: Mapped[list["TargetRecord"]] = relationship(back_populates="row", cascade="all, delete-orphan")
+    targets: Mapped[list[TargetRecord]] = relationship(back_populates="row", cascade="all, delete-orphan")
 
 
 class TargetRecord(Base):
@@ -100,7 +112,7 @@ class RunRecord(Base):
     job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     run_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
-    metrics: Mapped[list["MetricRecord"]] = relationship(back_populates="run", cascade="all, delete-orphan")
+    metrics: Mapped[list[MetricRecord]] = relationship(back_populates="run", cascade="all, delete-orphan")
 
     def final_metrics(self) -> dict[str, float]:
         return {m.name: m.value for m in self.metrics if m.step is None}

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from .errors import ReproError
-from .nn.quantizers import (QUANTIZER_ROLES, SMOOTH_SIGNS, SmoothSign, lambda_schedule, smooth_quantizers)
+from .nn.quantizers import QUANTIZER_ROLES, SMOOTH_SIGNS, SmoothSign, lambda_schedule, smooth_quantizers
 from .paths import CONFIG_FILE, FINAL_MODEL
 from .registry import QUANTIZERS, RECIPES
 

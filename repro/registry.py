@@ -6,7 +6,8 @@ plugin imports), without touching the core. The CLI's choices come from these ta
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 
 class Registry:

@@ -1,10 +1,11 @@
 """Turn table rows x seeds into jobs, hand them to a submitit executor, record the results.
 
 The executor is a registered name (repro/executors.py): ``local`` (one subprocess a run,
-``jobs`` at once, the cores shared among them), ``debug`` (in-process, one at a time, for tests). A run is identified by the hash of its resolved config: a finished run is skipped
-unless ``force``; a failed, diverged or interrupted one runs again, and an interrupted one
-resumes from its last epoch checkpoint. A run that depends on others (a distillation student
-on its teacher) starts once they have finished.
+``jobs`` at once, the cores shared among them), ``debug`` (in-process, one at a time, for tests).
+A run is identified by the hash of its resolved config: a finished run is skipped unless
+``force``; a failed, diverged or interrupted one runs again, and an interrupted one resumes from
+its last epoch checkpoint. A run that depends on others (a distillation student on its teacher)
+starts once they have finished.
 """
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ import shutil
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
 
 import submitit
 from sqlalchemy import delete, select

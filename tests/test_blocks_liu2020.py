@@ -7,12 +7,12 @@ import torch
 from torch import nn
 
 import repro_methods.liu2020  # noqa: F401  (registers lbb)
-from repro_methods.liu2020.blocks import SparseTernaryConv2d, sparse_ternary_weight
 from repro.config import resolve
 from repro.nn import ConvSpec, build_model, count_parameters
-from repro.registry import BLOCKS
 from repro.plugins import get_paper
+from repro.registry import BLOCKS
 from repro.tasks.pose import PoseTask
+from repro_methods.liu2020.blocks import SparseTernaryConv2d, sparse_ternary_weight
 
 REAL = ConvSpec(binary=False)
 

@@ -10,7 +10,6 @@ import pytest
 
 from repro.cli import main
 
-
 TABLE_1_ROWS = ("svd_analytic", "tucker_learned")  # with Table 3's "ours" (holistic, learned): each kind, both scales
 
 

@@ -10,11 +10,11 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import repro_methods.bulat2019b  # noqa: F401  (registers "basic" and the reparams)
-from repro_methods.bulat2019b.reparam import GroupTucker
 from repro.errors import ReproError
 from repro.nn import ConvSpec, build_model
 from repro.nn.quantizers import LearnedScale, SignQuantizer, XnorWeight
 from repro.nn.reparam import apply_reparam, binary_convs, collapse, is_reparametrized
+from repro_methods.bulat2019b.reparam import GroupTucker
 
 KINDS = ["svd", "tucker", "holistic_tucker"]
 

@@ -48,7 +48,7 @@ def test_structure_of_table9_against_the_published_counts(workdir, capsys):
     assert main(["compare", "--paper", "liu2020", "--table", "9", "--profile", "structure", "--format", "json"]) == 0
     cells = {(c["row"], c["metric"]): c for c in json.loads(capsys.readouterr().out)["cells"]}
     real, lbb = cells[("resnet56_cifar10", "params_m")], cells[("resnet_lbb56_cifar10", "params_m")]
-    # Fig. 7 as described gives 0.582M / 0.292M trainable weights (FACTS.md); the paper prints
+    # Fig. 7 as described gives 0.582M / 0.292M trainable weights [computed]; the paper prints
     # 0.48M / 0.19M: the gap is reported, not hidden.
     assert abs(real["reproduced"] - 0.582) < 0.001 and real["published"] == 0.48 and real["delta_pct"] > 20
     assert abs(lbb["reproduced"] - 0.292) < 0.001 and lbb["published"] == 0.19

@@ -63,7 +63,7 @@ def test_resnet56_counts_match_the_computed_fig7_network():
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 1 + 54 + 3  # stem, 18 blocks x 3, 3 projection shortcuts (the 56 = 1 + 54 + fc)
     m = measure(model, (3, 32, 32))
-    assert abs(m["params_m"] - 0.582) < 0.001  # FACTS.md computed 0.582M (published 0.48M: gap reported)
+    assert abs(m["params_m"] - 0.582) < 0.001  # [computed] 0.582M (published 0.48M: gap reported)
     lbb = build_model("resnet56", conv=ConvSpec(binary=False), n_classes=10, block="lbb",
                       block_args={"sparsity": 0.5})
     m_lbb = measure(lbb, (3, 32, 32))

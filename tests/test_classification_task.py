@@ -6,12 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from repro.tasks.classification import digits
 from repro.config import resolve
 from repro.errors import ReproError
 from repro.plugins import get_paper
 from repro.tasks import get_task
-from repro.tasks.classification import ClassificationTask, pad_crop
+from repro.tasks.classification import ClassificationTask, digits, pad_crop
 
 TASK = ClassificationTask()
 

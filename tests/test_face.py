@@ -24,7 +24,7 @@ def test_synthetic_faces_are_deterministic_and_annotated_like_aflw():
     assert a["images"].shape == (200, 64, 64, 3) and a["landmarks"].shape == (200, 21, 2)
     assert all(np.array_equal(a[k][:5], b[k]) for k in a)  # face i depends on (seed, i) only
     yaw = a["yaw"]
-    assert np.abs(yaw).max() <= 90 and min((np.abs(yaw) < 30).sum(), ((np.abs(yaw) >= 60)).sum()) > 40
+    assert np.abs(yaw).max() <= 90 and min((np.abs(yaw) < 30).sum(), (np.abs(yaw) >= 60).sum()) > 40
     left_ear, right_ear = LANDMARK_NAMES.index("left_ear_lobe"), LANDMARK_NAMES.index("right_ear_lobe")
     # a face turned to its left (yaw > 0) hides its left ear, and the other way round
     assert not a["visible"][yaw > 40, left_ear].any() and not a["visible"][yaw < -40, right_ear].any()

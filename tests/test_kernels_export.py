@@ -1,14 +1,12 @@
 """Export -> packed file -> run on the kernels == the PyTorch binary model; the kernels CLI."""
 import json
-import math
 import sqlite3
-from pathlib import Path
 
 import pytest
 import torch
 
-from repro.export import find_run, load_packed, load_trained
 from repro.cli import main
+from repro.export import find_run, load_packed, load_trained
 
 
 @pytest.fixture(scope="module")

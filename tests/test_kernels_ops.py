@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from repro_kernels import _build, ops, packing
 from repro.nn.layers import QuantConv2d
+from repro_kernels import _build, ops, packing
 
 IMPLS = ["auto", "popcnt", "portable", "torch"]
 
@@ -106,3 +106,52 @@ def test_fallback_is_forced_cleanly(monkeypatch, capsys, gen):
     assert err.count("\n") == 1 and "pure-torch path" in err and "REPRO_KERNELS=torch" in err
     a, b = signs(3, 100, generator=gen), signs(2, 100, generator=gen)
     assert torch.equal(ops.xnor_gemm(ops.pack_rows(a), ops.pack_rows(b), 100), a @ b.T)
+
+
+@pytest.mark.parametrize("kernel_quantizer, scale", [("bnn_weight", None), ("xnor_weight", None),
+                                                     ("xnor_weight", "learned"), ("bnn_weight", "analytic")])
+def test_every_weight_scale_is_packed_from_its_quantizer(gen, kernel_quantizer, scale):
+    """The packer asks the kernel quantizer for its scale (BNN 1, XNOR-Net mean |W|, a learned
+    alpha): no kind of binary unit is silently left as float."""
+    from repro.nn import ConvSpec
+    from repro_kernels.packed import PackedConvUnit, pack_model
+
+    unit = ConvSpec(binary=True, kernel_quantizer=kernel_quantizer, scale=scale, post_activation="prelu").unit(70, 16, 3)
+    with torch.no_grad():
+        for p in unit.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+        unit.bn.running_mean.copy_(torch.randn(70, generator=gen))
+        unit.bn.running_var.copy_(torch.rand(70, generator=gen) + 0.5)
+    model = torch.nn.Sequential(unit).eval()
+    x = torch.randn(2, 70, 9, 9, generator=gen)
+    with torch.no_grad():
+        expected = model(x)
+        assert pack_model(model) == 1 and isinstance(model[0], PackedConvUnit)
+        torch.testing.assert_close(model(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_plugin_quantizer_is_packed_when_it_says_it_is_scale_times_sign(gen):
+    from repro.nn import ConvSpec
+    from repro.nn.quantizers import Quantizer, sign_ste
+    from repro_kernels.packed import pack_model
+
+    class HalfSign(Quantizer):  # a plugin's kernel quantizer: 0.5 * sign(W)
+        binarizes = True
+
+        def quantize(self, w):
+            return 0.5 * sign_ste(w)
+
+        def weight_scale(self, weight):
+            return torch.full((weight.shape[0],), 0.5)
+
+    unit = ConvSpec(binary=True).unit(8, 8, 3).eval()
+    unit.conv.kernel_quantizer = HalfSign()
+    model = torch.nn.Sequential(unit).eval()
+    x = torch.randn(1, 8, 5, 5, generator=gen)
+    with torch.no_grad():
+        expected = model(x)
+        assert pack_model(model) == 1
+        torch.testing.assert_close(model(x), expected, rtol=1e-4, atol=1e-4)
+    unit = ConvSpec(binary=True).unit(8, 8, 3).eval()
+    unit.conv.kernel_quantizer = type("Opaque", (Quantizer,), {"quantize": lambda self, w: w.tanh()})()
+    assert pack_model(torch.nn.Sequential(unit)) == 0  # not scale * sign: stays as it is

@@ -8,20 +8,20 @@ import torch
 from torch import nn
 
 import repro_methods.liu2020  # noqa: F401  (registers lbb, prm, prm_lbb)
-from repro_methods.liu2020.blocks import SparseTernaryConv2d
-from repro_methods.liu2020.prm import FractionalMaxPool, PyramidResidual
 from repro.cli import main
 from repro.config import resolve
 from repro.errors import ReproError
 from repro.nn import ConvSpec
-from repro.registry import BLOCKS
 from repro.nn.structure import measure
+from repro.optim import make_scheduler
 from repro.plugins import get_paper
-from repro.tasks.pose.joints import LSP, MPII
-from repro.tasks.pose.pckh import pckh
+from repro.registry import BLOCKS
 from repro.tasks.keypoints import sized
 from repro.tasks.pose import PoseTask
-from repro.optim import make_scheduler
+from repro.tasks.pose.joints import LSP, MPII
+from repro.tasks.pose.pckh import pckh
+from repro_methods.liu2020.blocks import SparseTernaryConv2d
+from repro_methods.liu2020.prm import FractionalMaxPool, PyramidResidual
 
 REAL = ConvSpec(binary=False)
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from repro.nn import lambda_schedule, set_quantizer_lambda
-from repro.registry import QUANTIZERS, Registry
 from repro.nn.quantizers import SmoothSign, XnorWeight, sign_ste
+from repro.registry import QUANTIZERS, Registry
 
 POINTS = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0])
 

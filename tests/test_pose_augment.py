@@ -2,9 +2,9 @@ import math
 
 import torch
 
+from repro.tasks.keypoints.augment import apply_affine, augment_batch
 from repro.tasks.keypoints.heatmaps import flip_permutation
 from repro.tasks.pose.joints import FLIP_PAIRS
-from repro.tasks.keypoints.augment import apply_affine, augment_batch
 
 H = W = 32
 

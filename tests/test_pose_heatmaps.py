@@ -1,8 +1,7 @@
 import torch
 
-from repro.tasks.keypoints.heatmaps import flip_permutation
+from repro.tasks.keypoints.heatmaps import decode_heatmaps, flip_heatmaps, flip_permutation, render_heatmaps
 from repro.tasks.pose.joints import FLIP_PAIRS
-from repro.tasks.keypoints.heatmaps import decode_heatmaps, flip_heatmaps, render_heatmaps
 
 STRIDE, HM = 4, 16  # 64x64 input, 16x16 heatmaps
 

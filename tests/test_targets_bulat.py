@@ -160,8 +160,9 @@ def test_targets_match_seed_text(paper, table_id):
     missing = [v for v in targets if v not in values]
     assert not missing, f"{paper} table {table_id}: values not in the seed text's table: {missing}"
     # each printed number used as often as it is printed (catches a value copied from the wrong cell)
-    assert Counter(targets) == Counter(values), \
-        f"{paper} table {table_id}: targets and printed numbers differ: {Counter(targets) - Counter(values)} vs {Counter(values) - Counter(targets)}"
+    assert Counter(targets) == Counter(values), (
+        f"{paper} table {table_id}: targets and printed numbers differ: "
+        f"{Counter(targets) - Counter(values)} vs {Counter(values) - Counter(targets)}")
 
 
 def test_every_table_is_registered():

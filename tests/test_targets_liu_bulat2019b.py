@@ -75,7 +75,7 @@ LAYOUTS = {
 pytestmark_seeds = pytest.mark.skipif(not SEEDS.is_dir(), reason=f"seed texts not found at {SEEDS} (shared/ beside the repo)")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(paper_id: str):
     return load_paper_file(REPO / "methods" / paper_id / "paper.yaml")
 

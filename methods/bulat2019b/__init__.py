@@ -9,6 +9,9 @@ binary neural networks.
 
 The HPM block of bulat2017 is imported for the "HBC [4]" row of Table 3.
 """
-from . import blocks  # noqa: F401  (registers "basic")
-from . import reparam  # noqa: F401  (registers "svd", "tucker", "holistic_tucker")
 import repro_methods.bulat2017  # noqa: F401  (the "hpm" block)
+
+from . import (
+    blocks,  # noqa: F401  (registers "basic")
+    reparam,  # noqa: F401  (registers "svd", "tucker", "holistic_tucker")
+)

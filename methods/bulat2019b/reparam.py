@@ -41,8 +41,8 @@ from torch.nn.utils import parametrize
 from repro.errors import ReproError
 from repro.nn.hourglass import Hourglass
 from repro.nn.layers import QuantConv2d
-from repro.registry import REPARAMS
 from repro.nn.reparam import SharedFactors, binary_convs
+from repro.registry import REPARAMS
 
 PATHWAYS = ("upper", "before", "after")
 

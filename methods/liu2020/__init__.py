@@ -6,5 +6,6 @@ Importing it registers the "lbb" block (blocks.py) and the pyramid residual modu
 "prm_lbb" (prm.py, Yang et al.'s PRM and LBRN-P's); the HG-Binary / Binary rows of its tables
 use bulat2017's "hpm" block.
 """
-from . import blocks, prm  # noqa: F401  (register "lbb", "prm", "prm_lbb")
 import repro_methods.bulat2017  # noqa: F401  (the "hpm" block of the Binary rows)
+
+from . import blocks, prm  # noqa: F401  (register "lbb", "prm", "prm_lbb")

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .layers import ConvSpec
 from ..registry import MODELS
+from .layers import ConvSpec
 
 
 @MODELS.register("alexnet")

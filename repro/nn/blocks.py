@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import ConvSpec, real_projection
 from ..registry import BLOCKS
+from .layers import ConvSpec, real_projection
 
 
 def skip_connection(cin: int, cout: int) -> nn.Module:

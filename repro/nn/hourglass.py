@@ -12,15 +12,16 @@ output conv stays real always.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..registry import BLOCKS, MODELS
 from .blocks import Bottleneck  # noqa: F401  (registers "bottleneck")
 from .layers import ConvSpec
-from ..registry import BLOCKS, MODELS
 
 BlockFactory = Callable[[int, int], nn.Module]
 

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quantizers import WEIGHT_SCALES, NoQuantizer, with_weight_scale
 from ..registry import ACTIVATIONS, QUANTIZERS
+from .quantizers import WEIGHT_SCALES, NoQuantizer, with_weight_scale
 
 QuantizerLike = nn.Module | str | None
 
@@ -152,7 +152,7 @@ class ConvSpec:
         return ConvUnit(conv, post_activation=self._post_activation(cout))
 
     @classmethod
-    def from_config(cls, value: "ConvSpec | dict[str, Any] | None") -> "ConvSpec":
+    def from_config(cls, value: ConvSpec | dict[str, Any] | None) -> ConvSpec:
         """Accept a ConvSpec, a plain mapping (from a config file) or None (binary XNOR default)."""
         if value is None:
             return cls()

@@ -67,7 +67,7 @@ class Quantizer(nn.Module):
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def smooth(self, kind: str, lam: float = 1.0) -> "Quantizer":
+    def smooth(self, kind: str, lam: float = 1.0) -> Quantizer:
         """The smooth counterpart for progressive quantization (a quantizer that becomes this one
         as lambda grows to inf). Raises ValueError where there is none."""
         raise ValueError(f"quantizer {type(self).__name__} has no smooth counterpart for progressive quantization")
@@ -96,7 +96,7 @@ class NoQuantizer(Quantizer):
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
-    def smooth(self, kind: str, lam: float = 1.0) -> "Quantizer":
+    def smooth(self, kind: str, lam: float = 1.0) -> Quantizer:
         return self  # nothing to approximate
 
 
@@ -109,7 +109,7 @@ class SignQuantizer(Quantizer):
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         return sign_ste(x)
 
-    def smooth(self, kind: str, lam: float = 1.0) -> "Quantizer":
+    def smooth(self, kind: str, lam: float = 1.0) -> Quantizer:
         smooth = SmoothSign(kind, lam)
         smooth.enabled = self.enabled
         return smooth
@@ -164,7 +164,7 @@ class SmoothSign(Quantizer):
             return sign_ste(x)
         return SMOOTH_SIGNS[self.kind](self.lam * x)
 
-    def smooth(self, kind: str, lam: float = 1.0) -> "Quantizer":
+    def smooth(self, kind: str, lam: float = 1.0) -> Quantizer:
         smooth = SmoothSign(kind, lam)
         smooth.enabled = self.enabled
         return smooth
@@ -201,7 +201,7 @@ class XnorWeight(Quantizer):
         alpha = w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True)
         return alpha * self.sign(w)
 
-    def smooth(self, kind: str, lam: float = 1.0) -> "Quantizer":
+    def smooth(self, kind: str, lam: float = 1.0) -> Quantizer:
         smooth = XnorWeight(self.sign.smooth(kind, lam))
         smooth.enabled = self.enabled
         return smooth
@@ -239,7 +239,7 @@ class LearnedScale(Quantizer):
     def quantize(self, w: torch.Tensor) -> torch.Tensor:
         return self.alpha.view(w.shape[0], *([1] * (w.dim() - 1))) * self.sign(w)
 
-    def smooth(self, kind: str, lam: float = 1.0) -> "Quantizer":
+    def smooth(self, kind: str, lam: float = 1.0) -> Quantizer:
         smooth = LearnedScale(self.alpha.shape[0], self.sign.smooth(kind, lam))
         smooth.alpha, smooth.enabled = self.alpha, self.enabled  # the same trained parameter
         return smooth

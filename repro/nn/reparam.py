@@ -17,8 +17,8 @@ from typing import Any
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .layers import QuantConv2d
 from ..registry import REPARAMS
+from .layers import QuantConv2d
 
 
 def apply_reparam(model: nn.Module, spec: dict[str, Any] | None) -> nn.Module:

@@ -13,14 +13,15 @@ profiles use narrower networks.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from ..registry import BLOCKS, MODELS
 from .blocks import Bottleneck  # noqa: F401  (registers "bottleneck")
 from .layers import ConvSpec, ConvUnit, QuantConv2d
-from ..registry import BLOCKS, MODELS
 
 
 def _scaled(channels: int, width: float) -> int:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
+from .. import optim, recipes  # noqa: F401  (register the built-in optimizers and recipes)
 from ..errors import ReproError
 from ..nn import ConvSpec, build_model
 from ..nn.quantizers import WEIGHT_SCALES
 from ..nn.reparam import apply_reparam
-from .. import optim, recipes  # noqa: F401  (register the built-in optimizers and recipes)
 from ..registry import ACTIVATIONS, OPTIMIZERS, QUANTIZERS, RECIPES, REPARAMS
 
 

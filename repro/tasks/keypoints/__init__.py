@@ -88,7 +88,8 @@ class HeatmapTask:
         data, model, train = config["data"], config["model"], config["train"]
         multiple = HEATMAP_STRIDE * 2 ** model["depth"]
         if data["input_size"] % multiple:
-            raise ReproError(f"data.input_size {data['input_size']} must be a multiple of {multiple} for an hourglass of depth {model['depth']}")
+            raise ReproError(f"data.input_size {data['input_size']} must be a multiple of {multiple} "
+                             f"for an hourglass of depth {model['depth']}")
         data["heatmap_size"] = data["input_size"] // HEATMAP_STRIDE
         check_name(model["block"], BLOCKS.names(), "model.block")
         check_network(config)
@@ -141,7 +142,7 @@ class HeatmapTask:
         metrics = measure(self.build_model(config), (3, size, size))
         block = BLOCKS[model["block"]](model["features"], model["features"], conv_spec(config), **(model.get("block_args") or {}))
         block_metrics = measure(block, (model["features"], size // HEATMAP_STRIDE, size // HEATMAP_STRIDE))
-        metrics.update({f"block_{name}": value for name, value in block_metrics.items() if name in ("params_m", "flops_g", "binary_macs_g")})
+        metrics.update({f"block_{name}": block_metrics[name] for name in ("params_m", "flops_g", "binary_macs_g")})
         return metrics
 
     def loss(self, outputs: list[torch.Tensor], targets: dict, config: dict) -> torch.Tensor:

@@ -31,7 +31,8 @@ class PoseTask(HeatmapTask):
         _overlay["data"]["name"] = "synthetic_pose"
     profile_assumptions = {
         "proxy": {"data.name": "proxy: 1200 synthetic figures at 64x64 (heatmaps 16x16), 64 features, hourglass depth 3, "
-                               "batch 16, 8 epochs (lr 1e-3, /10 after epoch 6) per stage, no flip test; judged by the table's claims, not number to number"},
+                               "batch 16, 8 epochs (lr 1e-3, /10 after epoch 6) per stage, no flip test; judged by the table's claims, "
+                               "not number to number"},
         "smoke": {"data.name": "smoke: a tiny synthetic run that checks the pipeline, not the method"},
     }
 
