@@ -20,6 +20,9 @@ from .augment import augment_batch
 from .heatmaps import decode_heatmaps, flip_heatmaps, render_heatmaps
 
 HEATMAP_STRIDE = 4  # stem conv stride 2 + one 2x2 max-pool (Newell)
+# Said where a proxy run uses reverse-order initialization (in place of the paper's assumption).
+REVERSE_INIT_PROXY = ("proxy: reverse-order initialization's two stages share the 8 epochs (4 + 4, the lr schedule "
+                      "compressed to each), so that every row trains 8 epochs in all")
 
 
 @dataclass
@@ -49,8 +52,7 @@ class HeatmapTask:
         "conv": {"binary": True, "input_quantizer": "sign", "kernel_quantizer": "xnor_weight",
                  "post_activation": "none", "leaky_slope": 0.01, "prelu_per_channel": False},
         "train": {"epochs": 120, "batch_size": 6, "optimizer": "rmsprop", "lr": 2.5e-4, "weight_decay": 0.0,
-                  "lr_drop_every": 40, "lr_drop_factor": 0.1, "loss": "bce",
-                  "reverse_init": False, "progressive": None, "distill": None},
+                  "lr_drop_every": 40, "lr_drop_factor": 0.1, "loss": "bce", "stage_epochs": None},
         "eval": {"flip_test": True},
     }
     # Budgets for the same rows: a few seconds (tests) and a few minutes on 2 cores.
@@ -60,7 +62,7 @@ class HeatmapTask:
                   "train": {"epochs": 1, "batch_size": 16, "lr_drop_every": 1}},
         "proxy": {"data": {"input_size": 64, "n_train": 1200, "n_val": 500},
                   "model": {"features": 64, "depth": 3},
-                  "train": {"epochs": 8, "batch_size": 16, "lr": 1e-3, "lr_drop_every": 6},
+                  "train": {"epochs": 8, "batch_size": 16, "lr": 1e-3, "lr_drop_every": 6, "stage_epochs": 4},
                   "eval": {"flip_test": False}},
     }
     assumptions = {

@@ -9,7 +9,7 @@ import torch
 from ...errors import ReproError
 from ...registry import TASKS
 from ..common import check_name, data_root
-from ..keypoints import HeatmapTask, KeypointSplit
+from ..keypoints import REVERSE_INIT_PROXY, HeatmapTask, KeypointSplit
 from . import synthetic
 from .joints import JOINT_SETS, JointSet
 from .pckh import pckh
@@ -31,8 +31,9 @@ class PoseTask(HeatmapTask):
         _overlay["data"]["name"] = "synthetic_pose"
     profile_assumptions = {
         "proxy": {"data.name": "proxy: 1200 synthetic figures at 64x64 (heatmaps 16x16), 64 features, hourglass depth 3, "
-                               "batch 16, 8 epochs (lr 1e-3, /10 after epoch 6) per stage, no flip test; judged by the table's claims, "
-                               "not number to number"},
+                               "batch 16, 8 epochs (lr 1e-3, /10 after epoch 6), no flip test; judged by the table's claims, "
+                               "not number to number",
+                  "train.reverse_init": REVERSE_INIT_PROXY},
         "smoke": {"data.name": "smoke: a tiny synthetic run that checks the pipeline, not the method"},
     }
 
