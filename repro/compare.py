@@ -194,12 +194,16 @@ def _judge(table: Table, claim: Claim, profile: str, values: dict) -> Verdict:
                    for left, op, right in claim.comparisons]
     outcomes = [c.outcome for c in comparisons]
     verdict = "fails" if "fails" in outcomes else "holds" if all(o == "holds" for o in outcomes) else "inconclusive"
-    if deterministic:
-        test = "measured values compared directly (deterministic)"
-    else:
-        test = (f"Welch's one-sided t-test per comparison at {100 * (1 - ALPHA):.0f}% confidence; holds when every "
-                f"comparison holds, fails when one is significant the other way at {ALPHA:g}/{m}")
+    test = test_description(profile)
     return Verdict(table.paper_id, table.id, claim.id, claim.text, profile, claim.metric, verdict, test, comparisons)
+
+
+def test_description(profile: str) -> str:
+    """How a profile's claims are judged, in one sentence (shown above them)."""
+    if get_profile(profile).deterministic:
+        return "measured values compared directly (deterministic)"
+    return (f"Welch's one-sided t-test per comparison at {100 * (1 - ALPHA):.0f}% confidence; a claim holds when every "
+            f"comparison holds, fails when one is significant the other way at {ALPHA:g}/m (m: the claim's comparisons)")
 
 
 def _compare(table: Table, metric: str, left: str, op: str, right: str, a: list[float], b: list[float],
@@ -312,10 +316,10 @@ def _rows(result: TableComparison) -> tuple[list[str], list[list[str]]]:
     header = ["row", "label", "metric", "published", "reproduced", "std", "n", "delta", "delta %", "profile"]
     body = []
     for c in result.cells:
-        numeric = c.profile is not None and get_profile(c.profile).numeric
-        delta = _num(c.delta, 2) if numeric else ("claims only" if c.n else "—")
-        digits = 2 if c.profile == "structure" else 1
-        std = "—" if c.profile == "structure" else _num(c.std)
+        profile = get_profile(c.profile) if c.profile else None
+        delta = _num(c.delta, 2) if profile and profile.numeric else ("claims only" if c.n else "—")
+        digits = 2 if profile and profile.deterministic else 1  # measured counts: more digits, no spread
+        std = "—" if profile and profile.deterministic else _num(c.std)
         body.append([c.row, c.label, c.metric, _num(c.published, digits), _num(c.reproduced, digits), std,
                      str(c.n) if c.n else "—", delta, _num(c.delta_pct), c.profile or "—"])
     return header, body
@@ -325,7 +329,13 @@ def _render_table(result: TableComparison, fmt: str) -> str:
     t = result.table
     title = f"{t.paper_id} Table {t.id}: {t.caption}"
     header, body = _rows(result)
-    claims = [f"[{v.verdict}] {v.text} ({v.profile}, {v.metric}; {v.test}): " + "; ".join(v.details) for v in result.verdicts]
+    claims = []  # (line, its comparisons' lines), grouped by profile under the test that judged them
+    for profile in dict.fromkeys(v.profile for v in result.verdicts):
+        claims.append((f"Claims at {profile} ({test_description(profile)}):", []))
+        mine = [v for v in result.verdicts if v.profile == profile]
+        claims += [(f"[{v.verdict}] {v.text} ({v.metric})", v.details) for v in mine]
+        counts = {verdict: sum(v.verdict == verdict for v in mine) for verdict in ("holds", "fails", "inconclusive")}
+        claims.append((f"[verdicts at {profile}] " + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()), []))
     every_row = [r.id for r in t.rows if r.runnable]
     notes = [f"{text} ({'all rows' if rows == every_row else 'rows: ' + ', '.join(rows)})"
              for text, rows in result.assumptions.items()]
@@ -337,22 +347,23 @@ def _render_table(result: TableComparison, fmt: str) -> str:
                  r"\toprule", " & ".join(esc(h) for h in header) + r" \\", r"\midrule"]
         lines += [" & ".join(esc(x) for x in row) + r" \\" for row in body]
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-        lines += [f"% claim: {esc(c)}" for c in claims] + [f"% assumption: {esc(n)}" for n in notes]
+        lines += [f"% {esc(c)}" + "".join(f"; {esc(d)}" for d in details) for c, details in claims]
+        lines += [f"% assumption: {esc(n)}" for n in notes]
         lines += [f"% {esc(n)}" for n in result.notes]
         return "\n".join(lines)
     if fmt == "markdown":
         lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in body]
-        if claims:
-            lines += ["", "**Claims**", ""] + [f"- {c}" for c in claims]
+        for claim, details in claims:
+            lines += (["", f"**{claim}**", ""] if not claim.startswith("[") else [f"- {claim}"]) + [f"  - {d}" for d in details]
         if notes:
             lines += ["", "**Assumptions**", ""] + [f"- {n}" for n in notes]
         if result.notes:
             lines += [""] + [f"*{n}*" for n in result.notes]
         return "\n".join(lines)
     lines = [title] + columns(header, body, right={3, 4, 5, 6, 7, 8})
-    if claims:
-        lines += ["Claims:"] + [f"  {c}" for c in claims]
+    for claim, details in claims:
+        lines += [claim if not claim.startswith("[") else f"  {claim}"] + [f"      {d}" for d in details]
     if notes:
         lines += ["Assumptions:"] + [f"  - {n}" for n in notes]
     lines += result.notes

@@ -34,7 +34,7 @@ def train_run(config: dict, run_dir: Path, log: Callable[[dict, int], None],
     task = get_task(config["task"])
     seed, train = config["run"]["seed"], config["train"]
     torch.manual_seed(seed)
-    torch.set_num_threads(threads or int(os.environ.get("REPRO_THREADS", os.cpu_count() or 1)))
+    torch.set_num_threads(int(os.environ.get("REPRO_THREADS") or threads or os.cpu_count() or 1))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
 

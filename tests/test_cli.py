@@ -81,7 +81,7 @@ def test_compare_formats(smoke_table, capsys, monkeypatch):
     assert {c["row"]: c["published"] for c in cells}["real"] == 85.6
     assert {v["claim"] for v in result["claims"]} >= {"lrelu_beats_relu", "real_above_all"}
     assert all(v["verdict"] == "inconclusive" for v in result["claims"])  # one seed decides nothing
-    for fmt, marker in (("text", "Claims:"), ("markdown", "| row |"), ("csv", "paper,table,row"), ("latex", r"\begin{tabular}")):
+    for fmt, marker in (("text", "Claims at smoke"), ("markdown", "| row |"), ("csv", "paper,table,row"), ("latex", r"\begin{tabular}")):
         code, out, _ = run_cli(capsys, "compare", "--paper", "bulat2019", "--table", "1", "--format", fmt)
         assert code == 0 and marker in out
     code, out, _ = run_cli(capsys, "status")
@@ -158,13 +158,43 @@ def test_list_json_shows_rows_and_what_they_need(capsys):
     assert "0.5" in table["assumptions"]["train.distill"] and "train.lr" in table["assumptions"]
 
 
-def test_local_executor_runs_jobs_in_fresh_processes(workdir, capsys):
-    """The default executor: each job is a new process that must find the plugins itself."""
-    code, out, _ = run_cli(capsys, "run", "--paper", "bulat2019", "--table", "1", "--rows", "baseline", "--profile", "smoke")
+def test_local_executor_runs_jobs_in_fresh_processes_and_shows_their_progress(workdir, capsys):
+    """The default executor: each job is a new process that must find the plugins itself; two
+    run at once here, each on one core, and every epoch shows as the job reports it. A teacher
+    starts first and its student waits for it."""
+    code, out, _ = run_cli(capsys, "run", "--paper", "bulat2019", "--table", "1", "--rows", "baseline,prelu_rev_prog_distill",
+                           "--profile", "smoke", "--jobs", "2")
     assert code == 0, out
-    assert "local executor" in out and "done: 1 finished" in out
-    row = sqlite3.connect(workdir / "results.db").execute("select status, executor, job_id from runs").fetchone()
-    assert row[0] == "finished" and row[1] == "local" and row[2].isdigit()
+    assert "local executor" in out and "done: 3 finished" in out
+    lines = out.splitlines()
+    started = [line for line in lines if line.startswith("started ")]
+    assert "row real seed 0" in started[0] and "1 thread)" in started[0]  # the teacher first
+    assert "row prelu_rev_prog_distill" in started[-1]
+    finished_teacher = next(i for i, line in enumerate(lines) if "row real seed 0 (smoke): finished" in line)
+    assert lines.index(started[-1]) > finished_teacher  # the student waited for its teacher
+    assert any(line.startswith("  baseline seed 0: epoch 1/1: loss ") and "ETA" in line for line in lines)
+    assert any(line.startswith("  prelu_rev_prog_distill seed 0: epoch 2/2 (stage weights 1/1)") for line in lines)
+    assert not any("submitit" in line for line in lines)
+    rows = sqlite3.connect(workdir / "results.db").execute("select status, executor, job_id from runs").fetchall()
+    assert all(r[0] == "finished" and r[1] == "local" and r[2].isdigit() for r in rows) and len(rows) == 3
+    assert not (workdir / ".repro" / "jobs" / "%j").exists()
+    code, out, _ = run_cli(capsys, "run", "--paper", "bulat2019", "--table", "1", "--rows", "baseline",
+                           "--profile", "smoke", "--force", "--quiet")
+    assert code == 0 and "epoch" not in out and "done: 1 finished" in out
+
+
+def test_cli_choices_come_from_the_registries(capsys):
+    from repro.registry import EXECUTORS
+
+    @EXECUTORS.register("test_inline")
+    def inline(folder):
+        import submitit
+        return submitit.DebugExecutor(folder=folder)
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "test_inline" in out and "structure" in out and "proxy 3" in out
 
 
 def test_force_runs_a_finished_row_again(smoke_table, capsys, monkeypatch):

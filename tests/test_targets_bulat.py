@@ -17,16 +17,18 @@ and the test checks that exactly those numbers were dropped, so nothing is lost 
 Header lines are not part of the data lines (several contain numbers: "[20]", "Ours[8x]",
 "[0,30]", "Top1", "ResNet18", "[4]").
 
-Locating a table:
-- bulat2017: the line starting "Table N:" is its caption; the table is the run of non-blank lines
-  just above it (blank or whitespace-only lines between are skipped); its first line is the header.
-- bulat2019: the tables have no caption lines; a table is the lines from the line starting with
-  ``start`` (its ``occurrence``-th match: Tables 1 and 3 both start with "[3]  ✗") to the first
-  later line containing ``end``.
+The tables' lines come from tests/fixtures/seed_tables.json: verbatim excerpts of the seed texts
+(header line, then data lines), written by tests/fixtures/regenerate_seed_tables.py, which also
+says how each table is located in its seed text (bulat2017: the non-blank lines above the caption
+"Table N:"; bulat2019: from a start marker to an end marker, after the header line). So these
+tests run on any clone; test_vendored_seed_tables_match_the_seed_texts rebuilds the excerpts from
+the seed texts, where those are at hand, and checks that they equal the vendored file.
 Every table also checks its header, first and last data line, and number of data lines.
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import re
 from collections import Counter
@@ -36,7 +38,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+FIXTURES = REPO / "tests" / "fixtures"
+SEED_TABLES = FIXTURES / "seed_tables.json"
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 CELL_SPLIT = re.compile(r"\t|\s{2,}")
 
@@ -70,64 +73,38 @@ PAPERS = {
     "bulat2019": {
         "seed": "000_0ed320dad4558b5a.txt",
         "tables": {
-            "1": {"start": "[3]  ✗", "occurrence": 0, "end": "[3]Real", "first": "[3]", "last": "[3]Real",
-                  "rows": 8, "label_numbers": [3, 3, 3]},  # "[3]", "[3]" (ReLU row), "[3]Real"
-            "2": {"start": "1  6.2M", "occurrence": 0, "end": "3  17.8M", "header": "#stacks  #params",
-                  "first": "1", "last": "3", "rows": 3,
+            "1": {"first": "[3]", "last": "[3]Real", "rows": 8,
+                  "label_numbers": [3, 3, 3]},  # "[3]", "[3]" (ReLU row), "[3]Real"
+            "2": {"header": "#stacks  #params", "first": "1", "last": "3", "rows": 3,
                   "label_numbers": [1, 2, 3]},  # the #stacks column: a spec (model.stacks), not a target
-            "3": {"start": "[3]  ✗", "occurrence": 1, "end": "Ours  ✗  ✗  ✗  ✓", "first": "[3]", "last": "Ours",
-                  "rows": 7, "label_numbers": [3, 3]},  # "[3]" x 2
-            "4": {"start": "BNN [10]", "occurrence": 0, "end": "Real valued [22]",
-                  "header": "Top1 accuracy  Top5 accuracy", "first": "BNN [10]",
-                  "last": "–expandbbl Real valued [22]", "rows": 4,
+            "3": {"first": "[3]", "last": "Ours", "rows": 7,
+                  "label_numbers": [3, 3]},  # "[3]" x 2
+            "4": {"header": "Top1 accuracy  Top5 accuracy", "first": "BNN [10]", "last": "–expandbbl Real valued [22]", "rows": 4,
                   "label_numbers": [10, 28, 22]},  # BNN [10], XNORNet [28], Real valued [22]
         },
     },
 }
 
 
-def _seed_lines(name: str) -> list[str]:
-    if not SEEDS.is_dir():
-        pytest.skip(f"seed texts not found at {SEEDS} (the shared/ folder beside the repository)")
-    return (SEEDS / name).read_text(encoding="utf-8").splitlines()
+@functools.cache
+def _vendored() -> dict:
+    return json.loads(SEED_TABLES.read_text(encoding="utf-8"))
 
 
 def _cells(line: str) -> list[str]:
     return [c.strip() for c in CELL_SPLIT.split(line.strip()) if c.strip()]
 
 
-def _caption_block(lines: list[str], table_id: str) -> tuple[str, list[str]]:
-    """bulat2017: (header, data lines) of the run of non-blank lines above 'Table N:'."""
-    captions = [i for i, line in enumerate(lines) if line.startswith(f"Table {table_id}:")]
-    assert len(captions) == 1, f"expected one caption line 'Table {table_id}:', found {len(captions)}"
-    i = captions[0] - 1
-    while not lines[i].strip():
-        i -= 1
-    end = i
-    while lines[i].strip():
-        i -= 1
-    block = lines[i + 1:end + 1]
+def _block(paper: str, table_id: str) -> tuple[str, list[str]]:
+    """(header line, data lines) of one table of the paper's seed text, as vendored."""
+    block = _vendored()["papers"][paper][PAPERS[paper]["seed"]][table_id]
     return block[0], block[1:]
-
-
-def _marker_block(lines: list[str], spec: dict) -> tuple[str, list[str]]:
-    """bulat2019: (line before the block, data lines from the start marker to the end marker)."""
-    starts = [i for i, line in enumerate(lines) if line.strip().startswith(spec["start"])]
-    start = starts[spec["occurrence"]]
-    end = next(i for i in range(start, len(lines)) if spec["end"] in lines[i])
-    before = next(line for line in reversed(lines[:start]) if line.strip())
-    return before, lines[start:end + 1]
 
 
 def _paper_numbers(paper: str, table_id: str) -> tuple[list[float], list[float]]:
     """(numbers in the value cells, numbers in the label cells) of one table of the seed text."""
-    info = PAPERS[paper]
-    spec = info["tables"][table_id]
-    lines = _seed_lines(info["seed"])
-    if paper == "bulat2017":
-        header, rows = _caption_block(lines, table_id)
-    else:
-        header, rows = _marker_block(lines, spec)
+    spec = PAPERS[paper]["tables"][table_id]
+    header, rows = _block(paper, table_id)
     if "header" in spec:
         assert header.startswith(spec["header"]), f"{paper} table {table_id}: header is {header!r}"
     assert len(rows) == spec["rows"], f"{paper} table {table_id}: {len(rows)} data lines: {rows}"
@@ -165,6 +142,24 @@ def test_targets_match_seed_text(paper, table_id):
         f"{Counter(targets) - Counter(values)} vs {Counter(values) - Counter(targets)}")
 
 
+def test_vendored_seed_tables_match_the_seed_texts():
+    """The only test that reads the seed texts themselves: the vendored excerpts are exactly what
+    the generator extracts from them (same tables, same lines, same characters)."""
+    seeds = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+    if not seeds.is_dir():
+        pytest.skip(f"the papers' seed texts are not beside this clone (looked in {seeds}): "
+                    "the vendored excerpts in tests/fixtures/seed_tables.json are not re-extracted")
+    spec = importlib.util.spec_from_file_location("regenerate_seed_tables", FIXTURES / "regenerate_seed_tables.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    assert set(generator.SEED_FILES) >= set(PAPERS)
+    assert all(generator.SEED_FILES[paper] == info["seed"] for paper, info in PAPERS.items())
+    regenerated = generator.dumps(generator.build(seeds))
+    assert SEED_TABLES.read_text(encoding="utf-8") == regenerated, (
+        "tests/fixtures/seed_tables.json differs from the seed texts' tables: "
+        "run python tests/fixtures/regenerate_seed_tables.py SEED_FOLDER and review the diff")
+
+
 def test_every_table_is_registered():
     assert set(_yaml_targets("bulat2017")) == {str(n) for n in range(1, 10)}
     assert set(_yaml_targets("bulat2019")) == {str(n) for n in range(1, 5)}
@@ -188,12 +183,7 @@ def test_repro_list_shows_the_tables(capsys):
 
 def _table_lines(paper: str, table_id: str) -> tuple[list[str], list[list[str]]]:
     """(header cells, data cells per line) of one table of the seed text."""
-    info = PAPERS[paper]
-    lines = _seed_lines(info["seed"])
-    if paper == "bulat2017":
-        header, rows = _caption_block(lines, table_id)
-    else:
-        header, rows = _marker_block(lines, info["tables"][table_id])
+    header, rows = _block(paper, table_id)
     return _cells(header), [_cells(row) for row in rows]
 
 

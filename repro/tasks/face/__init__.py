@@ -37,7 +37,7 @@ class FaceAlignmentTask(HeatmapTask):
     profiles["smoke"]["data"]["name"] = "synthetic_faces"
     profiles["proxy"]["data"].update({"name": "synthetic_faces", "n_val": 600})
     profile_assumptions = {
-        "proxy": {"data.name": "proxy: 1200 synthetic faces (AFLW's 21 landmarks, yaw uniform in +-90 degrees, self-occluded "
+        "proxy": {"data.name": "proxy: 1000 synthetic faces (AFLW's 21 landmarks, yaw uniform in +-90 degrees, self-occluded "
                                "landmarks invisible) at 64x64 (heatmaps 16x16), 64 features, hourglass depth 3, batch 16, "
                                "8 epochs (lr 1e-3, /10 after epoch 6), no flip test; judged by the table's claims, not number to number",
                   "train.reverse_init": REVERSE_INIT_PROXY},

@@ -60,7 +60,7 @@ class HeatmapTask:
         "smoke": {"data": {"input_size": 32, "n_train": 48, "n_val": 24},
                   "model": {"features": 16, "depth": 2},
                   "train": {"epochs": 1, "batch_size": 16, "lr_drop_every": 1}},
-        "proxy": {"data": {"input_size": 64, "n_train": 1200, "n_val": 500},
+        "proxy": {"data": {"input_size": 64, "n_train": 1000, "n_val": 500},
                   "model": {"features": 64, "depth": 3},
                   "train": {"epochs": 8, "batch_size": 16, "lr": 1e-3, "lr_drop_every": 6, "stage_epochs": 4},
                   "eval": {"flip_test": False}},

@@ -30,7 +30,7 @@ class PoseTask(HeatmapTask):
     for _overlay in profiles.values():
         _overlay["data"]["name"] = "synthetic_pose"
     profile_assumptions = {
-        "proxy": {"data.name": "proxy: 1200 synthetic figures at 64x64 (heatmaps 16x16), 64 features, hourglass depth 3, "
+        "proxy": {"data.name": "proxy: 1000 synthetic figures at 64x64 (heatmaps 16x16), 64 features, hourglass depth 3, "
                                "batch 16, 8 epochs (lr 1e-3, /10 after epoch 6), no flip test; judged by the table's claims, "
                                "not number to number",
                   "train.reverse_init": REVERSE_INIT_PROXY},
