@@ -109,3 +109,27 @@ def test_progressive_needs_quantizers_with_a_smooth_counterpart(config):
     check_network(config)
     model = torch.nn.Sequential()
     RECIPES["progressive"](config["train"]["progressive"], None).prepare(model)  # a model without quantizers
+
+
+def test_a_plugin_can_add_a_task_and_an_optimizer(config):
+    """Tasks and optimizers are registries like blocks: a plugin's are found by name."""
+    from repro.registry import OPTIMIZERS, TASKS
+    from repro.tasks import get_task
+    from repro.tasks.pose import PoseTask
+
+    @TASKS.register("test_pose_variant")
+    class PoseVariant(PoseTask):
+        name = "test_pose_variant"
+
+    @OPTIMIZERS.register("test_sgd_nesterov")
+    def nesterov(params, train):
+        return torch.optim.SGD(params, lr=train["lr"], momentum=0.9, nesterov=True)
+
+    assert isinstance(get_task("test_pose_variant"), PoseVariant)
+    config["train"]["optimizer"] = "test_sgd_nesterov"
+    check_network(config)
+    config["train"]["optimizer"] = "no_such_optimizer"
+    with pytest.raises(ReproError, match="train.optimizer: unknown value 'no_such_optimizer'.*test_sgd_nesterov"):
+        check_network(config)
+    with pytest.raises(ReproError, match="unknown task 'nope'"):
+        get_task("nope")
