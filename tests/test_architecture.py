@@ -99,3 +99,18 @@ def test_import_names_cannot_collide():
     assert Path(repro_methods.__file__).parent == REPO / "methods"
     assert Path(repro_kernels.__file__).parent == REPO / "kernels"
     assert "methods" not in sys.modules and "kernels" not in sys.modules
+
+
+def test_every_registered_task_provides_the_task_protocol():
+    from repro.tasks import get_task
+    from repro.tasks.base import Task
+
+    members = set(Task.__annotations__) | {name for name, value in vars(Task).items()
+                                            if callable(value) and not name.startswith("_")}
+    assert {"finalize", "load_data", "batches", "evaluate", "measure", "distill_loss", "metrics"} <= members
+    discover()
+    for name in registry.TASKS.names():
+        task = get_task(name)
+        missing = {m for m in members if not hasattr(task, m)}
+        assert not missing, f"task {name} lacks {missing}"
+        assert set(task.profiles) <= {"smoke", "proxy"} and name == task.name

@@ -140,7 +140,7 @@ SMOOTH_SIGNS = {"sigmoid": _sigmoid_sign, "softsign": _softsign, "tanh": torch.t
 
 
 @QUANTIZERS.register("smooth_sign")
-class SmoothSign(Quantizer):
+class SmoothSign(SignQuantizer):
     """Progressive quantization (Bulat et al. 2019, sec. 3.4): a smooth sign ``f(lam * x)``.
 
     kinds: ``sigmoid`` 2*sigmoid(lam x) - 1 (the paper's), ``softsign`` lam x / (1 + |lam x|) and
@@ -164,17 +164,9 @@ class SmoothSign(Quantizer):
             return sign_ste(x)
         return SMOOTH_SIGNS[self.kind](self.lam * x)
 
-    def smooth(self, kind: str, lam: float = 1.0) -> Quantizer:
-        smooth = SmoothSign(kind, lam)
-        smooth.enabled = self.enabled
-        return smooth
-
     @property
     def hard_sign(self) -> bool:
         return self.enabled and math.isinf(self.lam)
-
-    def weight_scale(self, weight: torch.Tensor) -> torch.Tensor | None:
-        return torch.ones(weight.shape[0], dtype=weight.dtype, device=weight.device) if self.hard_sign else None
 
     def extra_repr(self) -> str:
         return ", ".join(filter(None, [f"kind={self.kind}, lam={self.lam}", super().extra_repr()]))
@@ -256,7 +248,7 @@ def with_weight_scale(quantizer: Quantizer, scale: str, channels: int) -> Quanti
     """The sign of a kernel quantizer with the scaling factor ``scale`` put in place of its own:
     ``none`` (BNN), ``analytic`` (XNOR-Net mean |W|) or ``learned`` (:class:`LearnedScale`)."""
     sign = quantizer.sign if isinstance(quantizer, (XnorWeight, LearnedScale)) else quantizer
-    if not isinstance(sign, (SignQuantizer, SmoothSign)):
+    if not isinstance(sign, SignQuantizer):  # a SmoothSign is one too
         raise ValueError(f"a weight scale needs a sign-like kernel quantizer, got {type(quantizer).__name__}")
     if scale == "none":
         return sign

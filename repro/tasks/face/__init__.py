@@ -11,7 +11,7 @@ import torch
 from ...errors import ReproError
 from ...registry import TASKS
 from ..common import check_name, data_root
-from ..keypoints import REVERSE_INIT_PROXY, HeatmapTask, KeypointSplit
+from ..keypoints import HeatmapTask, KeypointSplit, profile_assumptions
 from . import synthetic
 from .landmarks import FLIP_PAIRS, LANDMARK_NAMES
 from .nme import nme
@@ -36,13 +36,8 @@ class FaceAlignmentTask(HeatmapTask):
     profiles = copy.deepcopy(HeatmapTask.profiles)
     profiles["smoke"]["data"]["name"] = "synthetic_faces"
     profiles["proxy"]["data"].update({"name": "synthetic_faces", "n_val": 600})
-    profile_assumptions = {
-        "proxy": {"data.name": "proxy: 1000 synthetic faces (AFLW's 21 landmarks, yaw uniform in +-90 degrees, self-occluded "
-                               "landmarks invisible) at 64x64 (heatmaps 16x16), 64 features, hourglass depth 3, batch 16, "
-                               "8 epochs (lr 1e-3, /10 after epoch 6), no flip test; judged by the table's claims, not number to number",
-                  "train.reverse_init": REVERSE_INIT_PROXY},
-        "smoke": {"data.name": "smoke: a tiny synthetic run that checks the pipeline, not the method"},
-    }
+    profile_assumptions = profile_assumptions("1000 synthetic faces (AFLW's 21 landmarks, yaw uniform in +-90 degrees, "
+                                              "self-occluded landmarks invisible)")
 
     def n_keypoints(self, config: dict) -> int:
         return len(LANDMARK_NAMES)

@@ -88,6 +88,6 @@ def decode_heatmaps(heatmaps: torch.Tensor, stride: float) -> tuple[torch.Tensor
 
 
 def flip_heatmaps(heatmaps: torch.Tensor, flip_pairs) -> torch.Tensor:
-    """Mirror heatmaps horizontally and swap left/right joint channels."""
+    """Mirror heatmaps horizontally and swap left/right keypoint channels."""
     perm = flip_permutation(flip_pairs, heatmaps.shape[1])
     return heatmaps.flip(-1)[:, perm]

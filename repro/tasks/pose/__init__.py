@@ -9,7 +9,7 @@ import torch
 from ...errors import ReproError
 from ...registry import TASKS
 from ..common import check_name, data_root
-from ..keypoints import REVERSE_INIT_PROXY, HeatmapTask, KeypointSplit
+from ..keypoints import HeatmapTask, KeypointSplit, profile_assumptions
 from . import synthetic
 from .joints import JOINT_SETS, JointSet
 from .pckh import pckh
@@ -29,13 +29,7 @@ class PoseTask(HeatmapTask):
     profiles = copy.deepcopy(HeatmapTask.profiles)
     for _overlay in profiles.values():
         _overlay["data"]["name"] = "synthetic_pose"
-    profile_assumptions = {
-        "proxy": {"data.name": "proxy: 1000 synthetic figures at 64x64 (heatmaps 16x16), 64 features, hourglass depth 3, "
-                               "batch 16, 8 epochs (lr 1e-3, /10 after epoch 6), no flip test; judged by the table's claims, "
-                               "not number to number",
-                  "train.reverse_init": REVERSE_INIT_PROXY},
-        "smoke": {"data.name": "smoke: a tiny synthetic run that checks the pipeline, not the method"},
-    }
+    profile_assumptions = profile_assumptions("1000 synthetic figures")
 
     def joint_set(self, config: dict) -> JointSet:
         return JOINT_SETS[config["data"]["joints"]]
