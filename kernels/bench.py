@@ -204,7 +204,7 @@ def run_gpu(shapes: list[Shape], pairs: int = 7, echo: Callable[[str], None] | N
     """GPU: every shape as a GEMM (:func:`as_gemms`), each binary kernel (sign packing of the activations included;
     the kernel alone in ``extra``) against each baseline of :func:`gpu_baselines`, in one process
     with CUDA-synchronized clocks. ``device``, ``impls`` and ``pack`` are for testing the
-    pipeline on a CPU (default: the kernels of kernels.cuda)."""
+    pipeline on a CPU (default: the kernels of repro_kernels.cuda)."""
     if impls is None:
         from . import cuda
         impls = {f"cuda {impl}": functools.partial(cuda.xnor_gemm, impl=impl)

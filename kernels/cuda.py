@@ -1,6 +1,6 @@
 """Binary GEMM on the GPU (``csrc/xnor_cuda.cu``), JIT-built at first use where a GPU and nvcc
 exist: sign packing, a CUDA-core popcount GEMM and a 1-bit tensor-core GEMM (mma .b1 .and.popc,
-compute capability 8.0 and later). Same packing and results as the CPU kernels (kernels.ops)."""
+compute capability 8.0 and later). Same packing and results as the CPU kernels (repro_kernels.ops)."""
 from __future__ import annotations
 
 import hashlib
@@ -48,7 +48,7 @@ def _stream() -> int:
 
 
 def pack_rows(x: torch.Tensor) -> torch.Tensor:
-    """Signs of float ``x [R, K]`` on the GPU -> int64 ``[R, ceil(K/64)]`` (kernels.packing's rule)."""
+    """Signs of float ``x [R, K]`` on the GPU -> int64 ``[R, ceil(K/64)]`` (repro_kernels.packing's rule)."""
     return _ops().pack_rows(x, _stream())
 
 
