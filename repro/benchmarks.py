@@ -120,6 +120,8 @@ def stored(db_url: str | None) -> list[dbm.KernelBenchRecord]:
 def _claim_measurement(paper_id: str, claim, records: list[dbm.KernelBenchRecord]) -> str:
     """What the stored rows say about one claim: the measured ratios of its kind, scope and
     device (a whole-model claim: the paper's own models only)."""
+    if claim.unmeasured:
+        return f"not measured by the kernels: {claim.unmeasured}"
     on_device = [r for r in records if (r.device.startswith("cpu") if claim.device == "cpu" else not r.device.startswith("cpu"))]
     if claim.scope == "model":
         mine = [r for r in on_device if r.kind == "model" and r.baseline.startswith("float32")

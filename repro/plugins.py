@@ -96,6 +96,7 @@ class EfficiencyClaim:
     scope: str   # layer (a binary conv or GEMM) | model (a whole network)
     device: str  # cpu | cuda
     value: float  # the claimed ratio (binary better by this factor)
+    unmeasured: str = ""  # why the kernels cannot measure it, where they cannot
 
 
 KERNEL_SHAPE_FIELDS = {"gemm": ("m", "k", "n"), "conv": ("cin", "cout", "size")}
@@ -189,7 +190,7 @@ def _load_claim(r: _Reader, i: int, data: Any) -> EfficiencyClaim:
     where = f"efficiency_claims[{i}]"
     claim = EfficiencyClaim(id=r.get(data, "id", where), text=r.get(data, "text", where), kind=r.get(data, "kind", where),
                             scope=r.get(data, "scope", where), device=r.get(data, "device", where),
-                            value=r.get(data, "value", where, float))
+                            value=r.get(data, "value", where, float), unmeasured=r.get(data, "unmeasured", where, default=""))
     for name, allowed in (("kind", ("speed", "memory")), ("scope", ("layer", "model")), ("device", ("cpu", "cuda"))):
         if getattr(claim, name) not in allowed:
             raise r.fail(f"{where}.{name}", f"'{getattr(claim, name)}' is not one of {', '.join(allowed)}")
