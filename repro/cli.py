@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import ReproError
 from .profiles import PROFILES
@@ -17,17 +20,29 @@ from .profiles import PROFILES
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.handler(args) or 0
     except ReproError as exc:
         print(f"repro: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except SQLAlchemyError as exc:  # a database fault met after opening (a damaged page, a lost server)
+        from .db import describe_error
+        print(f"repro: error: {describe_error(exc, getattr(args, 'db', None))}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `repro status | head`
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("repro: interrupted: finished runs are stored; run the same command again to resume", file=sys.stderr)
+        print("repro: interrupted: finished runs are stored, stopped ones saved a checkpoint; "
+              "run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: the jobs are asked to stop and save first
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", default="local", choices=EXECUTORS.names(), help="(default: local)")
     p.add_argument("--jobs", type=int, help=f"local executor: runs at once, the cores shared among them (default: {default_jobs()})")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    cluster = p.add_argument_group("cluster (--executor slurm)")
+    cluster.add_argument("--cluster", help="cluster profile: jobs/clusters/NAME.yaml (or a path to a YAML file)")
+    cluster.add_argument("--partition")
+    cluster.add_argument("--time", help="time limit a job, HH:MM:SS or D-HH:MM:SS")
+    cluster.add_argument("--gpus", type=int, help="GPUs a job")
+    cluster.add_argument("--array-parallelism", type=int, help="array tasks running at once")
+    cluster.add_argument("--wait", action="store_true", help="follow the submitted jobs until they end")
     p.add_argument("--db", help="SQLAlchemy URL (default: $REPRO_DB or sqlite:///results.db)")
     p.add_argument("--force", action="store_true", help="run again even if a finished run exists")
     p.set_defaults(handler=cmd_run)
@@ -235,7 +257,7 @@ def cmd_run(args) -> int:
     from . import db as dbm
     from .plugins import discover, get_paper
     from .profiles import get_profile
-    from .runner import execute, plan_runs
+    from .runner import execute, executor_kind, plan_runs
 
     paper = get_paper(args.paper)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
@@ -243,11 +265,17 @@ def cmd_run(args) -> int:
     if args.jobs is not None:
         _check_positive("jobs", args.jobs)
     plan = plan_runs(paper, args.table, rows, args.profile, seeds)
+    options = {"cluster": args.cluster, "partition": args.partition, "time": args.time, "gpus": args.gpus,
+               "array_parallelism": args.array_parallelism}
+    if args.executor != "slurm" and any(v is not None for v in options.values()):
+        raise ReproError("--cluster, --partition, --time, --gpus and --array-parallelism are for --executor slurm")
+    executor_kind(args.executor).check(options)  # no sbatch, an unknown or malformed cluster profile: before the database
     with dbm.session(args.db) as db:  # first touch of the database: everything above is validated
         dbm.sync_papers(db, discover().values())
     print(f"{paper.id} table {plan.table.id}: {len(plan.runs)} run(s) at profile '{args.profile}' ({seeds} seed(s) a row) "
-          f"on the {args.executor} executor")
-    counts = execute(plan, args.db, args.executor, force=args.force, jobs=args.jobs, quiet=args.quiet)
+          f"on the {args.executor} executor, results in {dbm.safe_url(args.db)}")
+    counts = execute(plan, args.db, args.executor, force=args.force, jobs=args.jobs, quiet=args.quiet, options=options,
+                     wait=args.wait or args.executor != "slurm")
     print("done: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     return 0 if counts["failed"] == 0 and counts["diverged"] == 0 else 1
 
@@ -268,25 +296,24 @@ def cmd_compare(args) -> None:
 
 
 def cmd_status(args) -> None:
-    from sqlalchemy import select
-
-    from . import db as dbm
+    from .runner import cluster_view
     from .text import columns
 
-    with dbm.session(args.db) as db:
-        runs = list(db.scalars(select(dbm.RunRecord).order_by(dbm.RunRecord.id)))
-        if not runs:
-            print("no runs yet: try 'repro run --paper bulat2019 --table 1'")
-            return
-        body = []
-        for run in runs:
-            total = next((v for k, v in run.final_metrics().items() if k.endswith("total")), None)
-            error = (run.error or "").splitlines()[0][:80] if run.error else ""
-            seconds = f"{run.duration_s:.0f}" if run.duration_s is not None else "—"
-            body.append([run.hash, run.paper_id, run.table_id, run.row_id, str(run.seed), run.profile, run.status,
-                         seconds, "" if total is None else f"{total:.1f}", error])
-    for line in columns(["hash", "paper", "table", "row", "seed", "profile", "status", "seconds", "total", "error"],
-                        body, right={4, 7, 8}):
+    view = cluster_view(args.db)
+    if not view:
+        print("no runs yet: try 'repro run --paper bulat2019 --table 1'")
+        return
+    body = []
+    for run, state in view:
+        total = next((v for k, v in run.final_metrics().items() if k.endswith("total")), None)
+        error = (run.error or "").splitlines()[0][:80] if run.error else ""
+        seconds = f"{run.duration_s:.0f}" if run.duration_s is not None else "—"
+        body.append([run.hash, run.paper_id, run.table_id, run.row_id, str(run.seed), run.profile, run.status,
+                     run.executor or "", run.job_id or "", state, str(run.attempts or 0), seconds,
+                     "" if total is None else f"{total:.1f}", error])
+    header = ["hash", "paper", "table", "row", "seed", "profile", "status", "executor", "job", "job state", "attempts",
+              "seconds", "total", "error"]
+    for line in columns(header, body, right={4, 10, 11, 12}):
         print(line)
 
 

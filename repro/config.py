@@ -52,6 +52,33 @@ class RunConfig:
         return self.config["run"]
 
 
+def check_types(config: dict, defaults: dict, where: str = "") -> None:
+    """Each value of ``config`` that ``defaults`` has is of the default's kind (an int where an
+    int is expected, a mapping where a mapping is...); None is always allowed (it switches a
+    feature off). So ``epochs: "eight"`` stops here, not inside a job."""
+    for key, default in defaults.items():
+        value = config.get(key)
+        path = f"{where}{key}"
+        if value is None or default is None:
+            continue
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise ReproError(f"config {path}: expected a mapping, got {value!r}")
+            check_types(value, default, path + ".")
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list"}
+            raise ReproError(f"config {path}: expected {kind.get(type(default), type(default).__name__)}, got {value!r}")
+
+
 def resolve(table: Table, row: Row, profile_name: str, seed: int) -> RunConfig:
     profile = get_profile(profile_name)
     if not row.runnable:
@@ -65,7 +92,11 @@ def resolve(table: Table, row: Row, profile_name: str, seed: int) -> RunConfig:
         config = deep_merge(config, overlay)
     config["task"] = table.task
     config["run"] = {"paper": table.paper_id, "table": table.id, "row": row.id, "profile": profile.name, "seed": int(seed)}
-    task.finalize(config)
+    try:
+        check_types(config, task.defaults)
+        task.finalize(config)
+    except ReproError as exc:
+        raise ReproError(f"{table.paper_id} table {table.id} row '{row.id}' ({profile.name}): {exc}") from None
     dependencies = []
     for name, options in active(config):
         dependencies += RECIPES[name].dependencies(

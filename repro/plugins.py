@@ -152,7 +152,12 @@ class _Reader:
 def load_paper_file(path: Path) -> Paper:
     """Parse and validate one ``paper.yaml``."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReproError(f"malformed plugin {path.parent}: it has no paper.yaml: add one (see methods/bulat2019/) "
+                         f"or remove the plugin") from None
+    except UnicodeDecodeError as exc:
+        raise ReproError(f"malformed plugin {path}: not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "YAML"
@@ -296,7 +301,7 @@ def _plugin_modules() -> list[str]:
     names = []
     package = importlib.import_module(IN_TREE_PACKAGE)
     for folder in sorted(Path(package.__file__).parent.iterdir()):
-        if (folder / "paper.yaml").is_file() and (folder / "__init__.py").is_file():
+        if (folder / "__init__.py").is_file():  # a plugin's package (one without paper.yaml is reported)
             names.append(f"{IN_TREE_PACKAGE}.{folder.name}")
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         names.append(entry.value)

@@ -1,5 +1,6 @@
 """The Recorder: ``start`` / ``log`` / ``finish`` of one run, written to the results database
-(the SQL sink) and to MLflow (the MLflow sink). The run's record is looked up once, at start;
+(the SQL sink) and to MLflow (the MLflow sink). The run's record is looked up once, at start,
+where the job claims it in one conditional statement, so two jobs never train the same run;
 MLflow trouble never hides the run's own outcome, which the database always gets."""
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from . import db as dbm
 from .paths import run_dir
@@ -34,6 +35,10 @@ class SQLSink:
             db.commit()
 
 
+class Taken(RuntimeError):
+    """Another job holds the run (it is running, or finished meanwhile): this job leaves it."""
+
+
 class Recorder:
     """Records one run, identified by its config hash, in the database and MLflow."""
 
@@ -44,14 +49,26 @@ class Recorder:
         self.mlflow: MLflowSink | None = None
 
     def start(self) -> dict:
-        """Mark the run running and open its MLflow run (the same one again on a resume);
-        returns the run's config."""
+        """Claim the run (pending, requeued or interrupted; or running in this very job, requeued
+        after a crash), mark it running and open its MLflow run (the same one again on a
+        resume); returns the run's config. Raises Taken when another job holds it."""
+        runs = dbm.RunRecord
         with dbm.session(self.db_url) as db:
-            record = db.scalar(select(dbm.RunRecord).where(dbm.RunRecord.hash == self.run_hash))
+            record = db.scalar(select(runs).where(runs.hash == self.run_hash))
             run_pk, config, mlflow_run_id = record.id, record.config, record.mlflow_run_id
+            claimable = or_(runs.status.in_(("pending", "requeued", "interrupted")),
+                            and_(runs.status == "running", runs.job_id == self.job_id))
+            claimed = db.execute(update(runs).where(runs.id == run_pk, claimable).values(
+                status="running", started_at=dbm.utcnow(), host=socket.gethostname(), git_commit=_git_commit(),
+                run_dir=str(run_dir(self.run_hash)), job_id=self.job_id, executor=self.executor,
+                attempts=func.coalesce(runs.attempts, 0) + 1)).rowcount
+            db.commit()
+            if claimed != 1:
+                now = db.execute(select(runs.status, runs.job_id).where(runs.id == run_pk)).one()
+                raise Taken(f"run {self.run_hash} is {now.status} (job {now.job_id}): not trained twice")
+            # the time its earlier attempts took (a resumed run's duration covers them all)
+            self.earlier_s = (record.duration_s or 0.0) if record.status in ("requeued", "interrupted", "running") else 0.0
         self.sql = SQLSink(self.db_url, run_pk)
-        self.sql.update(status="running", started_at=dbm.utcnow(), host=socket.gethostname(), git_commit=_git_commit(),
-                        run_dir=str(run_dir(self.run_hash)), job_id=self.job_id, executor=self.executor)
         identity = config["run"]
         name = f"{identity['row']}-s{identity['seed']}-{identity['profile']}"
         self.mlflow = MLflowSink(self.db_url, self.experiment, name, config, mlflow_run_id)
@@ -66,17 +83,20 @@ class Recorder:
     def artifacts(self, paths: list[Path]) -> None:
         self.mlflow.log_artifacts(paths)
 
-    def finish(self, status: str, metrics: dict[str, float], error: str | None, duration_s: float) -> None:
+    def finish(self, status: str, metrics: dict[str, float], error: str | None, duration_s: float) -> float:
+        """Record the outcome of this attempt; returns the run's duration over all its attempts."""
         if self.mlflow is not None:
             try:
                 self.mlflow.finish(status)
             except Exception:  # MLflow trouble must not hide the run's own outcome
                 pass
-        if self.sql is None:  # the run was never started: record the outcome all the same
-            with dbm.session(self.db_url) as db:
-                self.sql = SQLSink(self.db_url, db.scalar(select(dbm.RunRecord.id).where(dbm.RunRecord.hash == self.run_hash)))
-        self.sql.log(metrics, None)
-        self.sql.update(status=status, error=error, finished_at=dbm.utcnow(), duration_s=duration_s)
+        if self.sql is None:  # the claim itself failed (no database?): nothing of this run is ours to write
+            return duration_s
+        total = getattr(self, "earlier_s", 0.0) + duration_s
+        if metrics:
+            self.sql.log(metrics, None)
+        self.sql.update(status=status, error=error, finished_at=dbm.utcnow(), duration_s=total)
+        return total
 
 
 def _git_commit() -> str | None:

@@ -1,30 +1,36 @@
-"""Turn table rows x seeds into jobs, hand them to a submitit executor, record the results.
+"""Turn table rows x seeds into jobs, hand them to an executor, follow them.
 
-The executor is a registered name (repro/executors.py): ``local`` (one subprocess a run,
-``jobs`` at once, the cores shared among them), ``debug`` (in-process, one at a time, for tests).
-A run is identified by the hash of its resolved config: a finished run is skipped unless
-``force``; a failed, diverged or interrupted one runs again, and an interrupted one resumes from
-its last epoch checkpoint. A run that depends on others (a distillation student on its teacher)
-starts once they have finished.
+The executor is a registered name (repro/executors.py). Locally, ``jobs`` runs go at once, each
+on its share of the cores, and a run that others wait for (a distillation teacher) first. On a
+cluster, a wave of runs is one job array and the runs that wait for others a second array that
+starts after them (``afterok``); the command submits and returns, or follows the jobs with
+``wait``. A run is identified by the hash of its resolved config: a finished run is skipped
+unless ``force``; a failed, diverged or interrupted one runs again, and an interrupted one
+resumes from its checkpoint. Jobs claim their run atomically (repro/recorder.py), so two
+invocations never train the same run. The database URL reaches the jobs through the
+environment (``REPRO_DB``), never through a file: its password stays off the disk.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-import socket
+import signal
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import submitit
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.orm import selectinload
 
 from . import db as dbm
+from .cluster import LIVE, local_alive, slurm_states
 from .config import RunConfig, resolve
 from .errors import ReproError
-from .executors import IN_PROCESS, default_jobs
-from .paths import CONFIG_FILE, FINAL_MODEL, jobs_dir, run_dir
+from .executors import default_jobs
+from .job import RunJob
+from .paths import jobs_dir, run_dir
 from .plugins import Paper, Table
 from .profiles import get_profile
 from .registry import EXECUTORS
@@ -68,27 +74,35 @@ def plan_runs(paper: Paper, table_id: str, row_ids: list[str] | None, profile: s
     return Plan(table=table, runs=sorted(configs.values(), key=lambda rc: rc.hash not in needed))
 
 
-def make_executor(name: str) -> submitit.Executor:
+def executor_kind(name: str):
     if name not in EXECUTORS:
         raise ReproError(f"unknown executor '{name}': choose from {', '.join(EXECUTORS.names())}")
-    return EXECUTORS[name](jobs_dir())
+    return EXECUTORS[name]
 
 
 def execute(plan: Plan, db_url: str | None, executor_name: str, force: bool = False, jobs: int | None = None,
-            echo: Callable[[str], None] = print, quiet: bool = False) -> dict[str, int]:
-    """Run the plan; returns counts by outcome. Each job writes its own results to the database.
-    Unless ``quiet``, every epoch of every run is echoed as the job reports it."""
-    executor = make_executor(executor_name)
-    in_process = executor_name in IN_PROCESS
-    jobs = 1 if in_process else max(1, jobs or default_jobs())
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+            echo: Callable[[str], None] = print, quiet: bool = False, options: dict | None = None,
+            wait: bool = True) -> dict[str, int]:
+    """Run (or, on a cluster, submit) the plan; returns counts by outcome. Each job writes its
+    own results. Unless ``quiet``, every epoch of every followed run is echoed as its job reports it."""
+    kind = executor_kind(executor_name)
+    executor = kind.make(jobs_dir(), options or {})
+    os.environ["REPRO_DB"] = dbm.database_url(db_url)  # the jobs' database, through their environment
     from .tracking import experiment_id
     experiment = experiment_id(plan.table.paper_id, plan.table.id, db_url)
     counts = {"skipped": 0, "finished": 0, "failed": 0, "diverged": 0}
-    total, done = len(plan.runs), 0
     todo, finished = _claim(plan, db_url, executor_name, force, counts, echo)
-    done = counts["skipped"]
-    running: dict[str, tuple] = {}  # hash -> (job, RunConfig, stdout offset)
+    follow = Follower(plan, db_url, counts, echo, quiet, done=counts["skipped"] + counts.get("taken", 0))
+    if kind.arrays:
+        running = _submit_arrays(plan, todo, finished, executor, experiment, executor_name, db_url, echo)
+        counts["submitted"] = len(running)
+        if wait:
+            follow.until_done(running)
+        return counts
+    in_process = kind.in_process
+    jobs = 1 if in_process else max(1, jobs or default_jobs())
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    running: dict[str, tuple] = {}  # hash -> (job, RunConfig)
     try:
         while todo or running:
             for rc in list(todo):
@@ -97,136 +111,221 @@ def execute(plan: Plan, db_url: str | None, executor_name: str, force: bool = Fa
                 waiting = [d.hash for d in rc.dependencies if d.hash not in finished]
                 if any(h not in {r.hash for r in todo} and h not in running for h in waiting):
                     todo.remove(rc)  # a dependency failed: this run cannot start
-                    message = f"needs run {waiting[0]}, which did not finish"
-                    _record_failure(db_url, rc.hash, message)
-                    counts["failed"] += 1
-                    done += 1
-                    echo(f"[{done}/{total}] {_label(rc)}: failed: {message}")
+                    follow.failed_before_start(rc, f"needs run {waiting[0]}, which did not finish")
                     continue
                 if waiting:
                     continue
                 todo.remove(rc)
-                job = executor.submit(run_job, rc.hash, db_url, experiment, executor_name, threads, not (in_process and quiet))
-                running[rc.hash] = (job, rc, 0)
+                job = executor.submit(RunJob(), rc.hash, None, experiment, executor_name, threads, not (in_process and quiet))
+                running[rc.hash] = (job, rc)
                 if not in_process:
                     echo(f"started {_label(rc)} (job {job.job_id}, {threads} thread{'s' * (threads > 1)})")
-            for run_hash, (job, rc, offset) in list(running.items()):
-                if not in_process:
-                    offset = _echo_new_lines(job, offset, _label(rc, short=True), echo if not quiet else None)
-                    running[run_hash] = (job, rc, offset)
+            for run_hash, (job, rc) in list(running.items()):
                 if in_process or job.done():
-                    outcome = _wait(job, rc, db_url)
-                    if not in_process:
-                        _echo_new_lines(job, offset, _label(rc, short=True), echo if not quiet else None)
+                    outcome = follow.finished(job, rc)
                     del running[run_hash]
-                    counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
                     if outcome["status"] == "finished":
                         finished.add(run_hash)
-                    done += 1
-                    echo(f"[{done}/{total}] {_label(rc)}: {_describe(outcome, plan.table.metrics)}")
+                    if in_process and outcome["status"] == "interrupted":
+                        raise KeyboardInterrupt  # Ctrl-C stopped the run in this process: stop here too
+                elif not in_process:
+                    follow.echo_output(job, rc)
             if running and not in_process:
                 time.sleep(0.5)
     except KeyboardInterrupt:
-        for job, _, _ in running.values():
-            job.cancel(check=False)  # the checkpoints stay: the next invocation resumes
+        follow.stop([job for job, _ in running.values()])
         raise
     return counts
 
 
+class Follower:
+    """Echoes the jobs' progress lines and outcomes; counts outcomes."""
+
+    def __init__(self, plan: Plan, db_url: str | None, counts: dict, echo, quiet: bool, done: int):
+        self.plan, self.db_url, self.counts, self.echo, self.quiet = plan, db_url, counts, echo, quiet
+        self.done, self.offsets = done, {}
+
+    def echo_output(self, job, rc: RunConfig) -> None:
+        """Echo the complete lines a job wrote to its stdout since the last call."""
+        offset = self.offsets.get(job.job_id, 0)
+        try:
+            with open(job.paths.stdout, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+        except OSError:
+            return
+        end = data.rfind(b"\n") + 1
+        self.offsets[job.job_id] = offset + end
+        if self.quiet:
+            return
+        for line in data[:end].decode(errors="replace").splitlines():
+            if line.strip() and not line.startswith("submitit "):  # submitit's own log lines
+                self.echo(f"  {_label(rc, short=True)}: {line}")
+
+    def finished(self, job, rc: RunConfig) -> dict:
+        if not isinstance(job, submitit.DebugJob):
+            self.echo_output(job, rc)
+        try:
+            outcome = job.result()
+        except Exception as exc:  # the job process itself died (killed, out of memory, cancelled)
+            text = str(exc).strip()
+            message = f"job {job.job_id} died: {type(exc).__name__}: {text.splitlines()[-1] if text else ''}"
+            _mark(self.db_url, rc.hash, "interrupted", message, job_id=str(job.job_id))
+            outcome = {"status": "interrupted", "error": message}
+        self._count(rc, outcome)
+        return outcome
+
+    def failed_before_start(self, rc: RunConfig, message: str) -> None:
+        _mark(self.db_url, rc.hash, "failed", message)
+        self._count(rc, {"status": "failed", "error": message})
+
+    def _count(self, rc: RunConfig, outcome: dict) -> None:
+        self.counts[outcome["status"]] = self.counts.get(outcome["status"], 0) + 1
+        self.done += 1
+        self.echo(f"[{self.done}/{len(self.plan.runs)}] {_label(rc)}: {_describe(outcome, self.plan.table.metrics)}")
+
+    def until_done(self, running: dict[str, tuple]) -> None:
+        """Follow submitted (cluster) jobs until each has ended."""
+        while running:
+            for run_hash, (job, rc) in list(running.items()):
+                if job.done():
+                    self.finished(job, rc)
+                    del running[run_hash]
+                else:
+                    self.echo_output(job, rc)
+            if running:
+                time.sleep(2)
+
+    def stop(self, jobs: list) -> None:
+        """Interrupted (Ctrl-C, SIGTERM): ask the jobs to stop; each saves a checkpoint at its next
+        batch and records itself interrupted. The next invocation resumes them."""
+        for job in jobs:
+            if isinstance(job, submitit.LocalJob):  # SIGTERM: its controller passes it on to the job
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(job.job_id), signal.SIGTERM)
+            else:
+                job.cancel(check=False)
+        deadline = time.time() + 60
+        while time.time() < deadline and not all(job.done() for job in jobs):
+            time.sleep(0.5)
+
+
+def _submit_arrays(plan: Plan, todo: list[RunConfig], finished: set[str], executor, experiment: str, executor_name: str,
+                   db_url: str | None, echo) -> dict[str, tuple]:
+    """The runs free to start as one job array; the runs that wait for others as a second array
+    that starts once those have ended well (``afterok``). Returns hash -> (job, RunConfig)."""
+    started = time.perf_counter()
+    threads = int(executor.parameters.get("cpus_per_task") or 1)
+    first = [rc for rc in todo if all(d.hash in finished for d in rc.dependencies)]
+    second = [rc for rc in todo if rc not in first]
+    running: dict[str, tuple] = {}
+    for runs in (first, second):
+        if not runs:
+            continue
+        after = sorted({str(running[d.hash][0].job_id) for rc in runs for d in rc.dependencies if d.hash in running})
+        executor.update_parameters(dependency=f"afterok:{':'.join(after)}" if after else None)
+        n = len(runs)
+        jobs = executor.map_array(RunJob(), [rc.hash for rc in runs], [None] * n, [experiment] * n, [executor_name] * n,
+                                  [threads] * n, [True] * n)
+        with dbm.session(db_url) as db:
+            for job, rc in zip(jobs, runs):
+                db.execute(update(dbm.RunRecord).where(dbm.RunRecord.hash == rc.hash, dbm.RunRecord.status == "pending")
+                           .values(job_id=str(job.job_id), executor=executor_name))
+            db.commit()
+        for job, rc in zip(jobs, runs):
+            running[rc.hash] = (job, rc)
+        array_id = str(jobs[0].job_id).split("_")[0]
+        echo(f"submitted {len(runs)} run(s) as job array {array_id}"
+             + (f", starting after job(s) {', '.join(after)} end well (afterok)" if after else ""))
+    echo(f"submitted {len(running)} run(s) in {time.perf_counter() - started:.1f} s; follow them with 'repro status' "
+         f"(or run again with --wait); 'repro compare' shows what has finished")
+    return running
+
+
 def _claim(plan: Plan, db_url: str | None, executor_name: str, force: bool, counts: dict, echo) -> tuple[list, set]:
-    """Mark the plan's runs pending (skipping finished ones unless ``force``); returns the runs
-    to do and the hashes already finished."""
+    """Store the plan's runs (an insert that ignores existing ones) and mark the ones to do
+    pending, each in one conditional statement; returns the runs to do and the hashes already
+    finished. A run whose job is gone is marked interrupted first; one another job holds is left."""
     todo, finished = [], set()
+    runs = dbm.RunRecord
     with dbm.session(db_url) as db:
-        for rc in plan.runs:
-            record = db.scalar(select(dbm.RunRecord).where(dbm.RunRecord.hash == rc.hash))
-            if record is not None and record.status == "finished" and not force:
+        dbm.insert_ignore(db, runs, [{"hash": rc.hash, **_identity(rc), "config": rc.config, "assumptions": rc.assumptions,
+                                      "status": "pending", "executor": executor_name, "attempts": 0} for rc in plan.runs],
+                          ["hash"])
+        db.commit()
+        records = {r.hash: r for r in db.scalars(select(runs).where(runs.hash.in_([rc.hash for rc in plan.runs])))}
+        states = slurm_states([r.job_id for r in records.values() if r.executor == "slurm" and r.job_id
+                               and r.status in ("pending", "running")])
+        for number, rc in enumerate(plan.runs, 1):
+            record = records[rc.hash]
+            if record.status == "finished" and not force:
                 counts["skipped"] += 1
                 finished.add(rc.hash)
-                echo(f"[{counts['skipped']}/{len(plan.runs)}] {_label(rc)}: finished earlier, skipped (--force runs it again)")
+                echo(f"[{number}/{len(plan.runs)}] {_label(rc)}: finished earlier, skipped (--force runs it again)")
                 continue
-            if record is not None and record.status == "running" and _alive(record):
-                raise ReproError(f"run {rc.hash} ({_label(rc)}) is running in process {record.job_id}: wait for it or stop it")
-            if record is None:
-                record = dbm.RunRecord(hash=rc.hash, **_identity(rc))
-                db.add(record)
-            elif force:
+            if record.status in ("pending", "running") and record.job_id and _job_alive(record, states):
+                counts["taken"] = counts.get("taken", 0) + 1
+                echo(f"[{number}/{len(plan.runs)}] {_label(rc)}: {record.status} in job {record.job_id} "
+                     f"(another invocation): left to it")
+                continue
+            again = record.status == "finished"  # and force: its results and checkpoints go
+            allowed = dbm.RETRYABLE + ("running",) + (("finished",) if force else ())
+            claimed = db.execute(update(runs).where(runs.hash == rc.hash, runs.status.in_(allowed)).values(
+                status="pending", config=rc.config, assumptions=rc.assumptions, error=None, executor=executor_name,
+                job_id=None)).rowcount
+            if claimed != 1:
+                continue
+            if again:
                 db.execute(delete(dbm.MetricRecord).where(dbm.MetricRecord.run_pk == record.id))
-                record.mlflow_run_id = None
+                db.execute(update(runs).where(runs.id == record.id).values(mlflow_run_id=None, duration_s=None, attempts=0))
                 shutil.rmtree(run_dir(rc.hash), ignore_errors=True)
-            record.config, record.assumptions = rc.config, rc.assumptions
-            record.status, record.error, record.executor = "pending", None, executor_name
             todo.append(rc)
         db.commit()
     return todo, finished
 
 
-def _echo_new_lines(job, offset: int, prefix: str, echo) -> int:
-    """Echo the complete lines a local job wrote to its stdout since ``offset``."""
-    try:
-        with open(job.paths.stdout, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read()
-    except OSError:
-        return offset
-    end = data.rfind(b"\n") + 1
-    if echo:
-        for line in data[:end].decode(errors="replace").splitlines():
-            if line.strip() and not line.startswith("submitit "):  # submitit's own log lines
-                echo(f"  {prefix}: {line}")
-    return offset + end
-
-
-def _wait(job, rc: RunConfig, db_url: str | None) -> dict:
-    try:
-        return job.result()
-    except Exception as exc:  # the job process itself died (killed, out of memory)
-        message = f"job {job.job_id} died: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
-        _record_failure(db_url, rc.hash, message)
-        return {"status": "failed", "error": message}
-
-
-def _record_failure(db_url: str | None, run_hash: str, message: str) -> None:
+def cluster_view(db_url: str | None) -> list[tuple[dbm.RunRecord, str]]:
+    """Every run with its job's live state (SLURM's through squeue / sacct; a local process alive
+    or gone). A run left pending or running by a job that is gone is marked interrupted (in one
+    conditional statement): the next ``repro run`` runs it again, resuming from its checkpoint."""
+    runs = dbm.RunRecord
     with dbm.session(db_url) as db:
-        record = db.scalar(select(dbm.RunRecord).where(dbm.RunRecord.hash == run_hash))
-        record.status, record.error = "failed", message
-        db.commit()
-
-
-def run_job(run_hash: str, db_url: str | None, experiment: str, executor_name: str, threads: int | None = None,
-            echo_progress: bool = True) -> dict:
-    """The job: train (or measure) one run and record it. Never raises (a debug executor would open pdb)."""
-    from .plugins import discover
-    from .recorder import Recorder
-    from .train import Diverged, measure_run, train_run
-
-    started = time.time()
-    discover()  # a fresh job process: plugins register their blocks and recipes before any model is built
-    job_id = str(os.getpid()) if executor_name == "local" else _job_id()
-    recorder = Recorder(db_url, run_hash, experiment, executor_name, job_id)
-    status, error, final = "failed", None, {}
-    try:
-        config = recorder.start()
-        profile = get_profile(config["run"]["profile"])
-        if profile.trains:
-            folder = run_dir(run_hash)
-            final = train_run(config, folder, recorder.log, progress=_print if echo_progress else None, threads=threads)
-            recorder.artifacts([folder / CONFIG_FILE, folder / FINAL_MODEL])
+        records = list(db.scalars(select(runs).options(selectinload(runs.metrics)).order_by(runs.id)))
+    states = slurm_states([r.job_id for r in records if r.executor == "slurm" and r.job_id])
+    view = []
+    for record in records:
+        if record.executor == "slurm" and record.job_id:
+            state = states.get(record.job_id, "unknown to squeue and sacct")
+        elif record.executor == "local" and record.job_id and record.status in ("pending", "running"):
+            state = "running" if local_alive(record.job_id, record.host) else "gone"
         else:
-            final = measure_run(config)
-            recorder.log(final)
-        status = "finished"
-    except Diverged as exc:
-        status, error = "diverged", str(exc)
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-8)}"
-    duration = time.time() - started
-    recorder.finish(status, final, error, duration)
-    return {"status": status, "error": error, "metrics": final, "duration_s": duration}
+            state = ""
+        if record.status in ("pending", "running") and record.job_id and record.executor in ("slurm", "local") \
+                and not _job_alive(record, states):
+            _mark(db_url, record.hash, "interrupted", f"its job {record.job_id} ended without finishing it ({state or 'gone'})",
+                  job_id=record.job_id)
+            record.status = "interrupted"
+        view.append((record, state))
+    return view
 
 
-def _print(line: str) -> None:
-    print(line, flush=True)  # a local job's stdout is a file, read by the submitting process
+def _job_alive(record: dbm.RunRecord, states: dict[str, str]) -> bool:
+    if record.executor == "slurm":
+        return states.get(record.job_id) in LIVE
+    if record.executor == "local":
+        return local_alive(record.job_id, record.host)
+    return False
+
+
+def _mark(db_url: str | None, run_hash: str, status: str, message: str, job_id: str | None = None) -> None:
+    """Record an outcome the job could not record itself (only over a run not yet finished)."""
+    runs = dbm.RunRecord
+    condition = and_(runs.hash == run_hash, runs.status.in_(("pending", "running")))
+    if job_id is not None:
+        condition = and_(condition, runs.job_id == job_id)
+    with dbm.session(db_url) as db:
+        db.execute(update(runs).where(condition).values(status=status, error=message))
+        db.commit()
 
 
 def _identity(rc: RunConfig) -> dict:
@@ -243,27 +342,9 @@ def _label(rc: RunConfig, short: bool = False) -> str:
 
 def _describe(outcome: dict, metrics) -> str:
     """One line for a finished job: its status, time and the table's own metrics."""
-    took = f" in {outcome['duration_s']:.0f} s" if "duration_s" in outcome else ""
+    took = f" in {outcome['duration_s']:.0f} s" if outcome.get("duration_s") else ""
     if outcome["status"] == "finished":
         shown = ", ".join(f"{k} {v:.3g}" for k, v in outcome["metrics"].items() if k in metrics)
         return f"finished{took}: {shown}"
     first_line = (outcome.get("error") or "").splitlines()[0] if outcome.get("error") else ""
     return f"{outcome['status']}{took}: {first_line}"
-
-
-def _alive(record: dbm.RunRecord) -> bool:
-    """Is a 'running' record's local process still there? Otherwise the run was interrupted."""
-    if record.executor != "local" or record.host != socket.gethostname() or not (record.job_id or "").isdigit():
-        return False
-    try:
-        os.kill(int(record.job_id), 0)
-    except OSError:
-        return False
-    return int(record.job_id) != os.getpid()
-
-
-def _job_id() -> str:
-    try:
-        return str(submitit.JobEnvironment().job_id)
-    except Exception:
-        return f"inproc-{os.getpid()}"

@@ -1,25 +1,35 @@
 """MLflow: one MLflow run per (row, seed, profile), beside the results database.
 
-Default tracking store: ``sqlite:///<folder of results.db>/mlflow.db`` with artifacts in
-``mlartifacts/`` there; ``MLFLOW_TRACKING_URI`` overrides.
+Tracking store: with SQLite results, ``sqlite:///<folder of results.db>/mlflow.db``; with
+PostgreSQL, the same server and database, MLflow's tables in their own schema ``mlflow`` (its
+table names would clash with the results'); artifacts in ``mlartifacts/`` beside the database
+(or in the working folder). ``MLFLOW_TRACKING_URI``, when set, wins.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import time
 import warnings
 from pathlib import Path
 
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from .config import flatten
-from .db import database_url
+from .db import database_url, engine_for
+
+MLFLOW_SCHEMA = "mlflow"
 
 
 def tracking_uri(db_url: str | None = None) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
+    url = make_url(database_url(db_url))
+    if url.get_backend_name() == "postgresql":
+        return url.update_query_dict({"options": f"-csearch_path={MLFLOW_SCHEMA}"}).render_as_string(hide_password=False)
     return f"sqlite:///{_state_folder(db_url) / 'mlflow.db'}"
 
 
@@ -41,15 +51,44 @@ def _mlflow():
 
 
 def experiment_id(paper: str, table: str, db_url: str | None = None) -> str:
-    """The experiment of a table, created with its artifact folder beside the database."""
-    mlflow = _mlflow()
-    mlflow.set_tracking_uri(tracking_uri(db_url))
-    name = f"{paper}/table{table}"
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    artifacts = (_state_folder(db_url) / "mlartifacts").as_uri()
-    return mlflow.create_experiment(name, artifact_location=artifacts)
+    """The experiment of a table, created with its artifact folder beside the database. Several
+    processes may do this at once on a new store: one at a time creates MLflow's schema."""
+    uri = tracking_uri(db_url)
+    with _creation_lock(uri, db_url):
+        mlflow = _mlflow()
+        mlflow.set_tracking_uri(uri)
+        name = f"{paper}/table{table}"
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        artifacts = (_state_folder(db_url) / "mlartifacts").as_uri()
+        return mlflow.create_experiment(name, artifact_location=artifacts)
+
+
+@contextlib.contextmanager
+def _creation_lock(uri: str, db_url: str | None):
+    """SQLite store: an exclusive lock on a file beside it; PostgreSQL: a session advisory lock
+    (and MLflow's schema made first)."""
+    url = make_url(uri)
+    if url.get_backend_name() == "sqlite" and url.database:
+        with open(f"{url.database}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    elif url.get_backend_name() == "postgresql" and not os.environ.get("MLFLOW_TRACKING_URI"):
+        with engine_for(db_url).connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(4121928)"))
+            try:
+                conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {MLFLOW_SCHEMA}"))
+                conn.commit()
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(4121928)"))
+                conn.commit()
+    else:
+        yield
 
 
 class MLflowSink:
@@ -77,4 +116,5 @@ class MLflowSink:
                 self.client.log_artifact(self.run_id, str(path))
 
     def finish(self, status: str) -> None:
-        self.client.set_terminated(self.run_id, status={"finished": "FINISHED", "running": "RUNNING"}.get(status, "FAILED"))
+        mlflow_status = {"finished": "FINISHED", "running": "RUNNING", "requeued": "KILLED", "interrupted": "KILLED"}
+        self.client.set_terminated(self.run_id, status=mlflow_status.get(status, "FAILED"))

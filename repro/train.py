@@ -2,29 +2,43 @@
 
 Techniques such as reverse-order initialization, progressive quantization and distillation are
 recipes (repro/recipes.py) that the loop calls at fixed points; the loop itself knows none of
-them. Every epoch is checkpointed (model, optimizer, scheduler, recipes), so an interrupted run
-resumes where it stopped.
+them. Every epoch is checkpointed (model, optimizer, scheduler, recipes, RNG states), and so is
+the batch where the run stands when a stop is asked (``STOP``: a signal, a preemption, a time
+limit), so an interrupted run resumes exactly where it stopped: the same final metrics, bit for
+bit on the CPU, as a run that was never interrupted.
 """
 from __future__ import annotations
 
 import json
 import os
+import random
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from . import optim  # noqa: F401  (registers the optimizers)
+from . import optim
+from .data import batch_count, batches
 from .nn.quantizers import QUANTIZER_ROLES, set_quantizers_enabled
 from .paths import CHECKPOINT, CONFIG_FILE, FINAL_MODEL
 from .recipes import JOINT, Context, Stage, active
 from .registry import RECIPES
 from .tasks import get_task
 
+# Set from another thread or a signal handler: the loop saves a checkpoint at the next batch
+# boundary and raises Interrupted.
+STOP = threading.Event()
+
 
 class Diverged(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+class Interrupted(RuntimeError):
+    """A stop was asked: the run saved a checkpoint where it stands and resumes from it."""
 
 
 def train_run(config: dict, run_dir: Path, log: Callable[[dict, int], None],
@@ -50,37 +64,45 @@ def train_run(config: dict, run_dir: Path, log: Callable[[dict, int], None],
         plan = recipe.stages(plan)
     epochs = train["epochs"] if len(plan) == 1 else (train.get("stage_epochs") or train["epochs"])
 
-    done = {"stage": 0, "epoch": 0}  # the next (stage, epoch) to run
     checkpoint_path = run_dir / CHECKPOINT
     resume = torch.load(checkpoint_path, weights_only=False) if checkpoint_path.exists() else None
+    done = {"stage": 0, "epoch": 0, "batch": 0}  # where the run stands: the next batch to train
     if resume:
         model.load_state_dict(resume["model"])
         for recipe, state in zip(recipes, resume["recipes"]):
             recipe.load_state_dict(state)
-        done = resume["next"]
+        done = {"batch": 0, **resume["next"]}
+        _set_rng_states(resume["rng"])
+        if progress:
+            progress(f"resuming from its checkpoint at stage {plan[min(done['stage'], len(plan) - 1)].name}, "
+                     f"epoch {done['epoch'] + 1}, batch {done['batch'] + 1}")
 
     step = done["stage"] * epochs + done["epoch"]  # epochs across stages, for the curves
     total_steps, seconds = len(plan) * epochs, []
     metrics: dict[str, float] = resume["metrics"] if resume else {}
+    per_epoch = batch_count(len(train_split), train["batch_size"], train=True)
     for stage_index in range(done["stage"], len(plan)):
         stage = plan[stage_index]
         apply_stage(model, stage)
         optimizer = optim.make_optimizer(model, train)
         scheduler = optim.make_scheduler(optimizer, train, epochs)
-        first_epoch = done["epoch"] if stage_index == done["stage"] else 0
-        if resume and stage_index == done["stage"] and first_epoch > 0:
+        here = stage_index == done["stage"]
+        if resume and here and (done["epoch"] or done["batch"]):
             optimizer.load_state_dict(resume["optimizer"])
             scheduler.load_state_dict(resume["scheduler"])
         for recipe in recipes:
             recipe.stage_begin(model, stage, stage_index)
-        for epoch in range(first_epoch, epochs):
-            started = time.perf_counter()
-            for recipe in recipes:
+        for epoch in range(done["epoch"] if here else 0, epochs):
+            mid_epoch = here and epoch == done["epoch"] and done["batch"] > 0
+            first_batch = done["batch"] if mid_epoch else 0
+            total, count = (resume["loss_total"], resume["loss_batches"]) if mid_epoch else (0.0, 0)
+            started = time.perf_counter() - (resume["epoch_seconds"] if mid_epoch else 0.0)
+            for recipe in recipes:  # on a resumed epoch too: a recipe sets its state here, never accumulates
                 recipe.epoch_begin(model, stage, epoch, epochs)
             model.train()
-            generator = torch.Generator().manual_seed(seed * 1_000_003 + stage_index * 1_000 + epoch)  # resumable order
-            total, batches = 0.0, 0
-            for inputs, targets in task.batches(train_split, config, generator):
+            epoch_seed = seed * 1_000_003 + stage_index * 1_000 + epoch  # the epoch's order and augmentation
+            for index, (inputs, targets) in enumerate(batches(task, train_split, config, epoch_seed, True, first_batch),
+                                                      start=first_batch):
                 if inputs.dim() == 4:
                     inputs = inputs.contiguous(memory_format=memory_format)
                 outputs = model(inputs)
@@ -88,32 +110,54 @@ def train_run(config: dict, run_dir: Path, log: Callable[[dict, int], None],
                 for recipe in recipes:
                     loss = recipe.loss(loss, inputs, outputs)
                 if not torch.isfinite(loss):
-                    raise Diverged(f"loss became {loss.item()} in stage '{stage.name}', epoch {epoch + 1}, batch {batches + 1}")
+                    raise Diverged(f"loss became {loss.item()} in stage '{stage.name}', epoch {epoch + 1}, batch {index + 1}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                total, batches = total + loss.item(), batches + 1
+                total, count = total + loss.item(), count + 1
+                if STOP.is_set() and index + 1 < per_epoch:
+                    _save_atomic(_state(model, optimizer, scheduler, recipes, metrics, stage_index, epoch, index + 1,
+                                        loss_total=total, loss_batches=count, epoch_seconds=time.perf_counter() - started),
+                                 checkpoint_path)
+                    raise Interrupted(f"stopped in stage '{stage.name}', epoch {epoch + 1}, after batch {index + 1}: "
+                                      f"checkpoint saved")
             scheduler.step()
             for recipe in recipes:
                 recipe.epoch_end(model, stage, epoch, epochs)
             metrics = task.evaluate(model, val_split, config)
-            metrics["train_loss"] = total / max(batches, 1)
+            metrics["train_loss"] = total / max(count, 1)
             metrics["epoch_seconds"] = time.perf_counter() - started
             step += 1
             log(metrics, step)
             last = epoch + 1 == epochs
-            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict(), "metrics": metrics,
-                          "recipes": [recipe.state_dict() for recipe in recipes],
-                          "next": {"stage": stage_index + 1, "epoch": 0} if last else {"stage": stage_index, "epoch": epoch + 1}},
-                         checkpoint_path)
+            _save_atomic(_state(model, optimizer, scheduler, recipes, metrics,
+                                stage_index + last, 0 if last else epoch + 1, 0), checkpoint_path)
             if progress:
                 seconds.append(metrics["epoch_seconds"])
-                progress(_progress_line(step, total_steps, stage, epoch, epochs, len(plan), metrics, config, seconds))
+                progress(_progress_line(task, step, total_steps, stage, epoch, epochs, len(plan), metrics, seconds))
+            if STOP.is_set() and step < total_steps:
+                raise Interrupted(f"stopped after epoch {epoch + 1} of stage '{stage.name}': checkpoint saved")
         for recipe in recipes:
             recipe.stage_end(model, stage, stage_index)
     _save_atomic(model.state_dict(), run_dir / FINAL_MODEL)
     return {k: v for k, v in metrics.items() if k != "epoch_seconds"}
+
+
+def _state(model, optimizer, scheduler, recipes, metrics: dict, stage: int, epoch: int, batch: int, **partial) -> dict:
+    """Everything a resumed run needs to continue as if it had not stopped."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "metrics": metrics, "recipes": [recipe.state_dict() for recipe in recipes], "rng": _rng_states(),
+            "next": {"stage": stage, "epoch": epoch, "batch": batch}, **partial}
+
+
+def _rng_states() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
 
 
 def to_memory_format(module: torch.nn.Module, memory_format: torch.memory_format) -> torch.nn.Module:
@@ -128,12 +172,12 @@ def apply_stage(model: torch.nn.Module, stage: Stage) -> None:
         set_quantizers_enabled(model, role, role in stage.quantized)
 
 
-def _progress_line(step: int, total: int, stage, epoch: int, epochs: int, stages: int, metrics: dict,
-                   config: dict, seconds: list[float]) -> str:
+def _progress_line(task, step: int, total: int, stage, epoch: int, epochs: int, stages: int, metrics: dict,
+                   seconds: list[float]) -> str:
     """``epoch 3/16 (stage features 3/8): loss 0.0123, pckh_total 23.4; 4.1 s/epoch, ETA 0:53``."""
     where = f" (stage {stage.name} {epoch + 1}/{epochs})" if stages > 1 else ""
     shown = [f"loss {metrics['train_loss']:.4g}"]
-    shown += [f"{name} {metrics[name]:.3g}" for name in get_task(config["task"]).metrics[:1] if name in metrics]
+    shown += [f"{name} {metrics[name]:.3g}" for name in task.metrics[:1] if name in metrics]
     per_epoch = sum(seconds) / len(seconds)
     eta = int(round(per_epoch * (total - step)))
     return (f"epoch {step}/{total}{where}: {', '.join(shown)}; {per_epoch:.1f} s/epoch, "

@@ -107,7 +107,7 @@ def test_every_registered_task_provides_the_task_protocol():
 
     members = set(Task.__annotations__) | {name for name, value in vars(Task).items()
                                             if callable(value) and not name.startswith("_")}
-    assert {"finalize", "load_data", "batches", "evaluate", "measure", "distill_loss", "metrics"} <= members
+    assert {"finalize", "load_data", "batch", "evaluate", "measure", "distill_loss", "metrics"} <= members
     discover()
     for name in registry.TASKS.names():
         task = get_task(name)

@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from repro.config import resolve
+from repro.data import batches
 from repro.errors import ReproError
 from repro.plugins import get_paper
 from repro.tasks import get_task
@@ -49,7 +50,7 @@ def test_cifar_reader_on_fake_pickles(tmp_path, monkeypatch, name, n_train):
     assert torch.equal(val.images[0, 1].flatten(), torch.from_numpy(last[b"data"][0, 1024:2048]))
     labels_key = b"labels" if name == "cifar10" else b"fine_labels"
     assert val.labels.tolist() == last[labels_key]
-    images, labels = next(TASK.batches(train, config, torch.Generator().manual_seed(0)))
+    images, labels = next(batches(TASK, train, config, seed=0))
     assert images.shape == (min(n_train, 128), 3, 32, 32) and images.dtype == torch.float32
 
 
@@ -77,7 +78,7 @@ def test_image_folder_reader(tmp_path, monkeypatch):
     TASK.check_data(config)
     train, val = TASK.load_data(config)
     assert len(train) == 6 and train.classes == ["ant", "bee"] and train.labels.tolist() == [0, 0, 0, 1, 1, 1]
-    images, labels = next(TASK.batches(val, config, torch.Generator(), train=False))
+    images, labels = next(batches(TASK, val, config, train=False))
     assert images.shape == (6, 3, 32, 32)  # 40x30 -> shorter side 32 (43x32) -> centre 32x32
     # centre crop of the resized image, then normalization: undo it and compare with PIL
     with Image.open(val.paths[0]) as im:

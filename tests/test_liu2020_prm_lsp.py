@@ -10,6 +10,7 @@ from torch import nn
 import repro_methods.liu2020  # noqa: F401  (registers lbb, prm, prm_lbb)
 from repro.cli import main
 from repro.config import resolve
+from repro.data import batches
 from repro.errors import ReproError
 from repro.nn import ConvSpec
 from repro.nn.structure import measure
@@ -187,7 +188,7 @@ def test_lsp_rows_use_14_joints_at_pckh_0_2(workdir):
     task = PoseTask()
     train, val = task.load_data(config)
     assert train.keypoints.shape[1:] == (14, 2) and val.visible.shape[1] == 14
-    images, targets = next(task.batches(train, config, torch.Generator().manual_seed(0)))
+    images, targets = next(batches(task, train, config, seed=0))
     assert targets["heatmaps"].shape[1] == 14
     model = task.build_model(config)
     scores = task.evaluate(model, val, config)

@@ -5,7 +5,6 @@ through these members.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, Protocol
 
 import torch
@@ -34,9 +33,11 @@ class Task(Protocol):
     def load_data(self, config: dict) -> tuple[Any, Any]:
         """(train split, validation split) of ``config["data"]``."""
 
-    def batches(self, split: Any, config: dict, generator: torch.Generator,
-                train: bool = True) -> Iterator[tuple[torch.Tensor, Any]]:
-        """(inputs, targets) batches; training batches shuffled and augmented by ``generator``."""
+    def batch(self, split: Any, idx: torch.Tensor, config: dict, generator: torch.Generator | None,
+              train: bool = True) -> tuple[torch.Tensor, Any]:
+        """(inputs, targets) of the examples ``idx`` of a split (which has ``len``); a training
+        batch augmented by ``generator``. The core draws the order and the generators
+        (repro/data.py), so any batch of an epoch can be rebuilt alone when a run resumes."""
 
     def build_model(self, config: dict) -> torch.nn.Module:
         """The row's network (ConvSpec units, registered model, re-parametrization)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...data import batches
 from ...errors import ReproError
 from ...nn.structure import measure
 from ...registry import BLOCKS, MODELS, TASKS
@@ -149,31 +150,27 @@ class ClassificationTask:
             train, val = load_folder(root / "train", classes), load_folder(root / "val", classes)
         return _subset(train, data["n_train"], data["seed"]), _subset(val, data["n_val"], data["seed"] + 1)
 
-    def batches(self, split, config: dict, generator: torch.Generator, train: bool = True):
-        """Yield (images normalized [B,3,S,S], labels [B]); training batches are shuffled and augmented."""
+    def batch(self, split, idx: torch.Tensor, config: dict, generator: torch.Generator | None,
+              train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images normalized [B,3,S,S], labels [B]) of the examples ``idx``; a training batch
+        augmented by ``generator``."""
         data = config["data"]
         aug = data["augment"]
-        batch_size = config["train"]["batch_size"]
-        order = torch.randperm(len(split), generator=generator) if train else torch.arange(len(split))
         mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in NORMALIZE[DATASETS[data["name"]]["kind"]])
-        for start in range(0, len(split), batch_size):
-            idx = order[start:start + batch_size]
-            if train and len(idx) < 2:
-                continue  # batch norm needs more than one sample
-            if isinstance(split, FolderSplit):
-                offsets = torch.rand(len(idx), 2, generator=generator) if train and aug["random_crop"] else None
-                images = torch.stack([decode(split.paths[i], data["resize"], data["crop"],
-                                             None if offsets is None else tuple(offsets[k].tolist()))
-                                      for k, i in enumerate(idx.tolist())])
-            else:
-                images = split.images[idx]
-            images = images.float() / 255.0
-            if train and aug["pad_crop"]:
-                images = pad_crop(images, aug["pad_crop"], generator)
-            if train and aug["flip"]:
-                flip = torch.rand(len(idx), generator=generator) < 0.5
-                images = torch.where(flip[:, None, None, None], images.flip(3), images)
-            yield (images - mean) / std, split.labels[idx]
+        if isinstance(split, FolderSplit):
+            offsets = torch.rand(len(idx), 2, generator=generator) if train and aug["random_crop"] else None
+            images = torch.stack([decode(split.paths[i], data["resize"], data["crop"],
+                                         None if offsets is None else tuple(offsets[k].tolist()))
+                                  for k, i in enumerate(idx.tolist())])
+        else:
+            images = split.images[idx]
+        images = images.float() / 255.0
+        if train and aug["pad_crop"]:
+            images = pad_crop(images, aug["pad_crop"], generator)
+        if train and aug["flip"]:
+            flip = torch.rand(len(idx), generator=generator) < 0.5
+            images = torch.where(flip[:, None, None, None], images.flip(3), images)
+        return (images - mean) / std, split.labels[idx]
 
     # --- model, loss, evaluation ----------------------------------------------------------------
     def build_model(self, config: dict) -> torch.nn.Module:
@@ -199,7 +196,7 @@ class ClassificationTask:
         """Top-1 / top-5 accuracy and error in percent over the split (top-k with k >= classes is 100%)."""
         model.eval()
         correct = {k: 0 for k in TOPK}
-        for images, labels in self.batches(split, config, torch.Generator(), train=False):
+        for images, labels in batches(self, split, config, train=False):
             ranked = model(images).topk(min(max(TOPK), config["data"]["classes"]), dim=1).indices
             hits = ranked == labels[:, None]
             for k in TOPK:

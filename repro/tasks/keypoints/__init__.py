@@ -11,6 +11,7 @@ from types import ModuleType
 import torch
 import torch.nn.functional as F
 
+from ...data import batches
 from ...errors import ReproError
 from ...nn.structure import measure
 from ...paths import cache_dir
@@ -123,25 +124,19 @@ class HeatmapTask:
         val = self.synthetic_data.load_or_generate(data["n_val"], size, seed + 10_000, cache)  # other samples
         return self.split(train, config), self.split(val, config)
 
-    def batches(self, split: KeypointSplit, config: dict, generator: torch.Generator, train: bool = True):
-        """Yield (images, targets) batches; training batches are shuffled and augmented."""
-        batch_size = config["train"]["batch_size"]
-        order = torch.randperm(len(split), generator=generator) if train else torch.arange(len(split))
+    def batch(self, split: KeypointSplit, idx: torch.Tensor, config: dict, generator: torch.Generator | None,
+              train: bool = True) -> tuple[torch.Tensor, dict]:
+        """(images, targets) of the examples ``idx``; a training batch augmented by ``generator``."""
         aug = config["data"]["augment"]
-        for start in range(0, len(split), batch_size):
-            idx = order[start:start + batch_size]
-            if train and len(idx) < 2:
-                continue  # batch norm needs more than one sample
-            images = split.images[idx].float() / 255.0
-            keypoints, visible, boxes = split.keypoints[idx], split.visible[idx], split.boxes[idx]
-            if train and (aug["flip"] or aug["scale"] or aug["rotate"]):
-                images, keypoints, visible, boxes = augment_batch(
-                    images, keypoints, visible, boxes, generator, flip=aug["flip"],
-                    scale=tuple(aug["scale"]) if aug["scale"] else (1.0, 1.0), rotate=aug["rotate"] or 0.0,
-                    flip_pairs=self.flip_pairs(config))
-            heatmaps = render_heatmaps(keypoints, visible, config["data"]["heatmap_size"], HEATMAP_STRIDE,
-                                       config["data"]["sigma"])
-            yield images, {"heatmaps": heatmaps, "keypoints": keypoints, "visible": visible, "boxes": boxes}
+        images = split.images[idx].float() / 255.0
+        keypoints, visible, boxes = split.keypoints[idx], split.visible[idx], split.boxes[idx]
+        if train and (aug["flip"] or aug["scale"] or aug["rotate"]):
+            images, keypoints, visible, boxes = augment_batch(
+                images, keypoints, visible, boxes, generator, flip=aug["flip"],
+                scale=tuple(aug["scale"]) if aug["scale"] else (1.0, 1.0), rotate=aug["rotate"] or 0.0,
+                flip_pairs=self.flip_pairs(config))
+        heatmaps = render_heatmaps(keypoints, visible, config["data"]["heatmap_size"], HEATMAP_STRIDE, config["data"]["sigma"])
+        return images, {"heatmaps": heatmaps, "keypoints": keypoints, "visible": visible, "boxes": boxes}
 
     # --- model, loss, evaluation ----------------------------------------------------------------
     def build_model(self, config: dict) -> torch.nn.Module:
@@ -179,7 +174,7 @@ class HeatmapTask:
         """Keypoint coordinates [N, K, 2] in input pixels from the last stack (flip-averaged if asked)."""
         model.eval()
         preds = []
-        for images, _ in self.batches(split, config, torch.Generator(), train=False):
+        for images, _ in batches(self, split, config, train=False):
             heatmaps = model(images)[-1]
             if config["eval"]["flip_test"]:
                 flipped = model(torch.flip(images, dims=[3]))[-1]
