@@ -106,6 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="packed file (default: .repro/packed/<paper>-<table>-<row>-<profile>-s<seed>.pt)")
     p.set_defaults(handler=cmd_export)
 
+    database = sub.add_parser("db", help="the results database")
+    dsub = database.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    p = dsub.add_parser("stress", help="many processes writing runs and per-epoch metrics at once: count lost and "
+                                       "duplicated rows")
+    p.add_argument("--writers", type=int, default=32)
+    p.add_argument("--runs", type=int, default=64, help="runs, each offered to two writers (default: 64)")
+    p.add_argument("--epochs", type=int, default=10, help="per-epoch metric writes a run (default: 10)")
+    p.add_argument("--db")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=cmd_db_stress)
+
     kernels = sub.add_parser("kernels", help="binary XNOR-popcount kernels: benchmarks and stored results")
     ksub = kernels.add_subparsers(dest="kernels_command", required=True, parser_class=_Parser)
     p = ksub.add_parser("bench", help="binary GEMM / conv vs float32 BLAS at the papers' layer shapes")
@@ -157,6 +168,26 @@ def cmd_export(args) -> None:
 def _check_positive(name: str, value: int) -> None:
     if value < 1:
         raise ReproError(f"--{name} must be at least 1, got {value}")
+
+
+def cmd_db_stress(args) -> int:
+    from .db import safe_url
+    from .stress import stress
+
+    for name in ("writers", "runs", "epochs"):
+        _check_positive(name, getattr(args, name))
+    result = stress(args.db, args.writers, args.runs, args.epochs)
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['writers']} writer processes, {result['runs']} runs (each offered to two writers), {result['epochs']} "
+              f"epochs of {len(('loss', 'score', 'seconds'))} metrics a run, on {safe_url(args.db)}: {result['seconds']:.1f} s")
+        print(f"runs stored {result['runs_stored']}/{result['runs']}, finished {result['runs_finished']}, claims "
+              f"{result['claims']} (claimed twice: {result['claimed_twice']}); metric rows {result['metric_rows']}/"
+              f"{result['metric_rows_expected']}: lost {result['lost']}, duplicated {result['duplicated']}; "
+              f"writers that failed: {result['failed_writers']}")
+    bad = result["lost"] or result["duplicated"] or result["claimed_twice"] or result["runs_lost"] or result["failed_writers"]
+    return 1 if bad else 0
 
 
 def cmd_kernels_bench(args) -> None:

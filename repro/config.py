@@ -10,10 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from .errors import ReproError
-from .merge import deep_merge
+from .merge import deep_merge, flatten
 from .plugins import Row, Table
 from .profiles import get_profile
 from .recipes import active
@@ -21,18 +20,6 @@ from .registry import RECIPES
 from .tasks import get_task
 
 __all__ = ["RunConfig", "config_hash", "deep_merge", "flatten", "resolve"]
-
-
-def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists become JSON strings (MLflow params, assumptions)."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, path + "."))
-        else:
-            flat[path] = json.dumps(value) if isinstance(value, (list, tuple)) else value
-    return flat
 
 
 def config_hash(config: dict) -> str:

@@ -1,7 +1,9 @@
-"""Recursive merge of config mappings, later layers winning."""
+"""Config mappings: merged (later layers winning) and flattened to dotted keys."""
 from __future__ import annotations
 
 import copy
+import json
+from typing import Any
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
@@ -13,3 +15,15 @@ def deep_merge(base: dict, overlay: dict) -> dict:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists become JSON strings (MLflow params, assumptions)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, path + "."))
+        else:
+            flat[path] = json.dumps(value) if isinstance(value, (list, tuple)) else value
+    return flat

@@ -39,6 +39,27 @@ class Taken(RuntimeError):
     """Another job holds the run (it is running, or finished meanwhile): this job leaves it."""
 
 
+def claim(db_url: str | None, run_hash: str, job_id: str, executor: str) -> tuple[int, dict, str | None, float]:
+    """Claim a run for this job in one conditional statement: a pending, requeued or interrupted
+    run, or one running in this very job (requeued after a crash). Returns (primary key, config,
+    MLflow run id, seconds its earlier attempts took); raises Taken when another job holds it."""
+    runs = dbm.RunRecord
+    with dbm.session(db_url) as db:
+        record = db.scalar(select(runs).where(runs.hash == run_hash))
+        claimable = or_(runs.status.in_(("pending", "requeued", "interrupted")),
+                        and_(runs.status == "running", runs.job_id == job_id))
+        claimed = db.execute(update(runs).where(runs.id == record.id, claimable).values(
+            status="running", started_at=dbm.utcnow(), host=socket.gethostname(), git_commit=_git_commit(),
+            run_dir=str(run_dir(run_hash)), job_id=job_id, executor=executor,
+            attempts=func.coalesce(runs.attempts, 0) + 1)).rowcount
+        db.commit()
+        if claimed != 1:
+            now = db.execute(select(runs.status, runs.job_id).where(runs.id == record.id)).one()
+            raise Taken(f"run {run_hash} is {now.status} (job {now.job_id}): not trained twice")
+        earlier = (record.duration_s or 0.0) if record.status in ("requeued", "interrupted", "running") else 0.0
+        return record.id, record.config, record.mlflow_run_id, earlier
+
+
 class Recorder:
     """Records one run, identified by its config hash, in the database and MLflow."""
 
@@ -49,25 +70,9 @@ class Recorder:
         self.mlflow: MLflowSink | None = None
 
     def start(self) -> dict:
-        """Claim the run (pending, requeued or interrupted; or running in this very job, requeued
-        after a crash), mark it running and open its MLflow run (the same one again on a
+        """Claim the run, mark it running and open its MLflow run (the same one again on a
         resume); returns the run's config. Raises Taken when another job holds it."""
-        runs = dbm.RunRecord
-        with dbm.session(self.db_url) as db:
-            record = db.scalar(select(runs).where(runs.hash == self.run_hash))
-            run_pk, config, mlflow_run_id = record.id, record.config, record.mlflow_run_id
-            claimable = or_(runs.status.in_(("pending", "requeued", "interrupted")),
-                            and_(runs.status == "running", runs.job_id == self.job_id))
-            claimed = db.execute(update(runs).where(runs.id == run_pk, claimable).values(
-                status="running", started_at=dbm.utcnow(), host=socket.gethostname(), git_commit=_git_commit(),
-                run_dir=str(run_dir(self.run_hash)), job_id=self.job_id, executor=self.executor,
-                attempts=func.coalesce(runs.attempts, 0) + 1)).rowcount
-            db.commit()
-            if claimed != 1:
-                now = db.execute(select(runs.status, runs.job_id).where(runs.id == run_pk)).one()
-                raise Taken(f"run {self.run_hash} is {now.status} (job {now.job_id}): not trained twice")
-            # the time its earlier attempts took (a resumed run's duration covers them all)
-            self.earlier_s = (record.duration_s or 0.0) if record.status in ("requeued", "interrupted", "running") else 0.0
+        run_pk, config, mlflow_run_id, self.earlier_s = claim(self.db_url, self.run_hash, self.job_id, self.executor)
         self.sql = SQLSink(self.db_url, run_pk)
         identity = config["run"]
         name = f"{identity['row']}-s{identity['seed']}-{identity['profile']}"

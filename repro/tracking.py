@@ -18,8 +18,8 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from .config import flatten
 from .db import database_url, engine_for
+from .merge import flatten
 
 MLFLOW_SCHEMA = "mlflow"
 
