@@ -11,8 +11,10 @@ is never shown: :func:`safe_url`.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from .errors import ReproError
@@ -313,6 +315,22 @@ def describe_error(exc: BaseException, url: str | None = None) -> str:
 
 def session(url: str | None = None) -> Session:
     return sessionmaker(engine_for(url), expire_on_commit=False)()
+
+
+def retry_locked(fn):
+    """Run a write again when SQLite still reports 'database is locked' after its busy timeout
+    (a long writer elsewhere): up to 5 times, waiting longer each time."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        for attempt in range(5):
+            try:
+                return fn(*args, **kwargs)
+            except OperationalError as exc:
+                if "locked" not in str(exc.orig).lower() or attempt == 4:
+                    raise
+                time.sleep(0.5 * 2 ** attempt)
+    return call
 
 
 def insert_ignore(db: Session, model, rows: list[dict], keys: list[str]) -> None:

@@ -21,11 +21,13 @@ class SQLSink:
     def __init__(self, db_url: str | None, run_pk: int):
         self.db_url, self.run_pk = db_url, run_pk
 
+    @dbm.retry_locked
     def update(self, **fields) -> None:
         with dbm.session(self.db_url) as db:
             db.execute(update(dbm.RunRecord).where(dbm.RunRecord.id == self.run_pk).values(**fields))
             db.commit()
 
+    @dbm.retry_locked
     def log(self, values: dict[str, float], step: int | None) -> None:
         """Replace the run's values at ``step`` (None: the final ones)."""
         at_step = dbm.MetricRecord.step.is_(None) if step is None else dbm.MetricRecord.step == step
@@ -39,6 +41,7 @@ class Taken(RuntimeError):
     """Another job holds the run (it is running, or finished meanwhile): this job leaves it."""
 
 
+@dbm.retry_locked
 def claim(db_url: str | None, run_hash: str, job_id: str, executor: str) -> tuple[int, dict, str | None, float]:
     """Claim a run for this job in one conditional statement: a pending, requeued or interrupted
     run, or one running in this very job (requeued after a crash). Returns (primary key, config,

@@ -317,6 +317,7 @@ def _job_alive(record: dbm.RunRecord, states: dict[str, str]) -> bool:
     return False
 
 
+@dbm.retry_locked
 def _mark(db_url: str | None, run_hash: str, status: str, message: str, job_id: str | None = None) -> None:
     """Record an outcome the job could not record itself (only over a run not yet finished)."""
     runs = dbm.RunRecord
