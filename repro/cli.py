@@ -10,6 +10,7 @@ import argparse
 import json
 import signal
 import sys
+import time
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -290,6 +291,7 @@ def cmd_run(args) -> int:
     from .profiles import get_profile
     from .runner import execute, executor_kind, plan_runs
 
+    started = time.perf_counter()
     paper = get_paper(args.paper)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
     seeds = args.seeds if args.seeds is not None else get_profile(args.profile).default_seeds
@@ -305,8 +307,12 @@ def cmd_run(args) -> int:
         dbm.sync_papers(db, discover().values())
     print(f"{paper.id} table {plan.table.id}: {len(plan.runs)} run(s) at profile '{args.profile}' ({seeds} seed(s) a row) "
           f"on the {args.executor} executor, results in {dbm.safe_url(args.db)}")
+    wait = args.wait or not executor_kind(args.executor).arrays
     counts = execute(plan, args.db, args.executor, force=args.force, jobs=args.jobs, quiet=args.quiet, options=options,
-                     wait=args.wait or args.executor != "slurm")
+                     wait=wait)
+    if not wait:
+        print(f"submitted {counts.get('submitted', 0)} run(s) in {time.perf_counter() - started:.1f} s "
+              f"(planned, stored and submitted)")
     print("done: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     return 0 if counts["failed"] == 0 and counts["diverged"] == 0 else 1
 

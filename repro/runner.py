@@ -214,7 +214,6 @@ def _submit_arrays(plan: Plan, todo: list[RunConfig], finished: set[str], execut
                    db_url: str | None, echo) -> dict[str, tuple]:
     """The runs free to start as one job array; the runs that wait for others as a second array
     that starts once those have ended well (``afterok``). Returns hash -> (job, RunConfig)."""
-    started = time.perf_counter()
     threads = int(executor.parameters.get("cpus_per_task") or 1)
     first = [rc for rc in todo if all(d.hash in finished for d in rc.dependencies)]
     second = [rc for rc in todo if rc not in first]
@@ -237,8 +236,7 @@ def _submit_arrays(plan: Plan, todo: list[RunConfig], finished: set[str], execut
         array_id = str(jobs[0].job_id).split("_")[0]
         echo(f"submitted {len(runs)} run(s) as job array {array_id}"
              + (f", starting after job(s) {', '.join(after)} end well (afterok)" if after else ""))
-    echo(f"submitted {len(running)} run(s) in {time.perf_counter() - started:.1f} s; follow them with 'repro status' "
-         f"(or run again with --wait); 'repro compare' shows what has finished")
+    echo("follow them with 'repro status' (or run again with --wait); 'repro compare' shows what has finished")
     return running
 
 

@@ -125,6 +125,7 @@ def test_100_runs_are_submitted_as_arrays_in_seconds(job_env, fresh_postgres_db,
                  "--db", fresh_postgres_db, "--array-parallelism", "2", cwd=tmp_path, env=job_env)
     assert done.returncode == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if line.startswith("submitted 104 run(s) in "))
+    assert "planned, stored and submitted" in line
     seconds = float(line.split(" in ")[1].split(" s")[0])
     assert seconds < 10, line
     arrays = sorted({job.split("_")[0] for (job,) in query(fresh_postgres_db, "select job_id from runs")})
