@@ -85,9 +85,21 @@ def execute(plan: Plan, db_url: str | None, executor_name: str, force: bool = Fa
             wait: bool = True) -> dict[str, int]:
     """Run (or, on a cluster, submit) the plan; returns counts by outcome. Each job writes its
     own results. Unless ``quiet``, every epoch of every followed run is echoed as its job reports it."""
+    previous = os.environ.get("REPRO_DB")
+    os.environ["REPRO_DB"] = dbm.database_url(db_url)  # the jobs' database, through their environment
+    try:
+        return _execute(plan, db_url, executor_name, force, jobs, echo, quiet, options, wait)
+    finally:
+        if previous is None:
+            os.environ.pop("REPRO_DB", None)
+        else:
+            os.environ["REPRO_DB"] = previous
+
+
+def _execute(plan: Plan, db_url: str | None, executor_name: str, force: bool, jobs: int | None,
+             echo: Callable[[str], None], quiet: bool, options: dict | None, wait: bool) -> dict[str, int]:
     kind = executor_kind(executor_name)
     executor = kind.make(jobs_dir(), options or {})
-    os.environ["REPRO_DB"] = dbm.database_url(db_url)  # the jobs' database, through their environment
     from .tracking import experiment_id
     experiment = experiment_id(plan.table.paper_id, plan.table.id, db_url)
     counts = {"skipped": 0, "finished": 0, "failed": 0, "diverged": 0}
