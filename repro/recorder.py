@@ -79,17 +79,27 @@ class Recorder:
         self.sql = SQLSink(self.db_url, run_pk)
         identity = config["run"]
         name = f"{identity['row']}-s{identity['seed']}-{identity['profile']}"
-        self.mlflow = MLflowSink(self.db_url, self.experiment, name, config, mlflow_run_id)
-        if self.mlflow.run_id != mlflow_run_id:
+        self._mlflow(lambda: setattr(self, "mlflow", MLflowSink(self.db_url, self.experiment, name, config, mlflow_run_id)))
+        if self.mlflow is not None and self.mlflow.run_id != mlflow_run_id:
             self.sql.update(mlflow_run_id=self.mlflow.run_id)
         return config
 
     def log(self, values: dict[str, float], step: int | None = None) -> None:
-        self.mlflow.log(values, step)
+        self._mlflow(lambda: self.mlflow and self.mlflow.log(values, step))
         self.sql.log(values, step)
 
     def artifacts(self, paths: list[Path]) -> None:
-        self.mlflow.log_artifacts(paths)
+        self._mlflow(lambda: self.mlflow and self.mlflow.log_artifacts(paths))
+
+    def _mlflow(self, call) -> None:
+        """MLflow trouble (its store busy, unreachable) never stops the run, whose results go to the
+        results database all the same: it is said once, and MLflow is left for the rest of the run."""
+        try:
+            call()
+        except Exception as exc:
+            text = str(exc).strip()
+            print(f"repro: MLflow left for this run: {type(exc).__name__}: {text.splitlines()[0] if text else ''}", flush=True)
+            self.mlflow = None
 
     def finish(self, status: str, metrics: dict[str, float], error: str | None, duration_s: float) -> float:
         """Record the outcome of this attempt; returns the run's duration over all its attempts."""

@@ -30,7 +30,8 @@ def tracking_uri(db_url: str | None = None) -> str:
     url = make_url(database_url(db_url))
     if url.get_backend_name() == "postgresql":
         return url.update_query_dict({"options": f"-csearch_path={MLFLOW_SCHEMA}"}).render_as_string(hide_password=False)
-    return f"sqlite:///{_state_folder(db_url) / 'mlflow.db'}"
+    # many jobs log at once: wait up to 60 s for SQLite's lock, as the results database does
+    return f"sqlite:///{_state_folder(db_url) / 'mlflow.db'}?timeout=60"
 
 
 def _state_folder(db_url: str | None) -> Path:
@@ -70,7 +71,7 @@ def _creation_lock(uri: str, db_url: str | None):
     """SQLite store: an exclusive lock on a file beside it; PostgreSQL: a session advisory lock
     (and MLflow's schema made first)."""
     url = make_url(uri)
-    if url.get_backend_name() == "sqlite" and url.database:
+    if url.get_backend_name() == "sqlite" and url.database:  # (the database without the URL's query)
         with open(f"{url.database}.lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:

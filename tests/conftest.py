@@ -21,6 +21,22 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture
+def cli(capsys):
+    """``cli("run", "--paper", ...)`` -> (exit status, stdout, stderr) of the repro command, in this process."""
+    from repro.cli import main
+
+    def call(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse's own exits (--help, a bad choice)
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
+
+
 # --- Real services for the tests: a one-node SLURM cluster and a PostgreSQL server (jobs/testbed/README.md) ---
 # Each starts once per test session, at the first test that asks for it, with the project's script, in a folder of its
 # own (<repo>/.testbed/<service>-<pid>-<start time>), and stops at the session's end. A folder left by a session that

@@ -9,18 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from repro.cli import main
-
 REPRO = [sys.executable, "-m", "repro.cli"]
 
-
-def cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(code, err, *needles):
@@ -58,16 +48,16 @@ def damaged(path: Path, how: str, source: Path) -> Path:
 @pytest.mark.parametrize("how", ["random bytes", "an empty file", "truncated", "garbage after the header"])
 @pytest.mark.parametrize("command", [["run", "--paper", "bulat2019", "--table", "1", "--rows", "baseline", "--profile", "smoke",
                                       "--executor", "debug"], ["status"], ["compare", "--paper", "bulat2019", "--table", "1"]])
-def test_a_damaged_database_is_one_line_and_left_as_it_was(workdir, capsys, good_db, how, command):
+def test_a_damaged_database_is_one_line_and_left_as_it_was(workdir, cli, good_db, how, command):
     path = damaged(workdir / "bad.db", how, good_db)
     before = path.read_bytes()
-    code, out, err = cli(capsys, *command, "--db", f"sqlite:///{path}")
+    code, out, err = cli(*command, "--db", f"sqlite:///{path}")
     one_line_error(code, err, str(path))
     assert "Traceback" not in out + err and path.read_bytes() == before
     assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
 
 
-def test_a_read_only_database_file_is_one_line(workdir, capsys, good_db):
+def test_a_read_only_database_file_is_one_line(workdir, cli, good_db):
     """An immutable file (chattr +i: root cannot write it either)."""
     db = workdir / "results.db"
     shutil.copy(good_db, db)
@@ -76,14 +66,14 @@ def test_a_read_only_database_file_is_one_line(workdir, capsys, good_db):
     try:
         before = db.read_bytes()
         for command in (["status"], ["compare", "--paper", "bulat2019", "--table", "1"]):
-            code, _, err = cli(capsys, *command, "--db", f"sqlite:///{db}")
+            code, _, err = cli(*command, "--db", f"sqlite:///{db}")
             one_line_error(code, err, "is read-only")
         assert db.read_bytes() == before
     finally:
         subprocess.run(["chattr", "-i", str(db)])
 
 
-def test_a_read_only_database_folder_is_one_line(capsys, good_db, monkeypatch):
+def test_a_read_only_database_folder_is_one_line(cli, good_db, monkeypatch):
     """A database on a read-only filesystem (a tmpfs remounted read-only)."""
     folder = Path("/tmp") / f"repro-ro-{os.getpid()}"
     folder.mkdir(exist_ok=True)
@@ -94,21 +84,21 @@ def test_a_read_only_database_folder_is_one_line(capsys, good_db, monkeypatch):
         shutil.copy(good_db, folder / "results.db")
         assert subprocess.run(["mount", "-o", "remount,ro", str(folder)]).returncode == 0
         monkeypatch.chdir("/tmp")
-        code, _, err = cli(capsys, "status", "--db", f"sqlite:///{folder / 'results.db'}")
+        code, _, err = cli("status", "--db", f"sqlite:///{folder / 'results.db'}")
         one_line_error(code, err, "is read-only")
     finally:
         subprocess.run(["umount", str(folder)])
         folder.rmdir()
 
 
-def test_an_unreachable_postgresql_is_one_line_without_the_password(workdir, capsys):
-    code, out, err = cli(capsys, "status", "--db", "postgresql+psycopg://alice:s3cr3t@127.0.0.1:9/results")
+def test_an_unreachable_postgresql_is_one_line_without_the_password(workdir, cli):
+    code, out, err = cli("status", "--db", "postgresql+psycopg://alice:s3cr3t@127.0.0.1:9/results")
     one_line_error(code, err, "postgresql+psycopg://alice:***@127.0.0.1:9/results")
     assert "s3cr3t" not in out + err
 
 
-def test_a_bad_url_never_shows_its_password(workdir, capsys):
-    code, out, err = cli(capsys, "status", "--db", "nosuchdb://bob:hunter2@host/db")
+def test_a_bad_url_never_shows_its_password(workdir, cli):
+    code, out, err = cli("status", "--db", "nosuchdb://bob:hunter2@host/db")
     one_line_error(code, err, "bob:***@host")
     assert "hunter2" not in out + err
 
@@ -118,14 +108,14 @@ def test_a_bad_url_never_shows_its_password(workdir, capsys):
     ("{malformed}", "malformed cluster profile"),
     ("{unknown_field}", "unknown field(s) partitoin"),
 ])
-def test_cluster_profile_errors_are_one_line(workdir, capsys, cluster, message):
+def test_cluster_profile_errors_are_one_line(workdir, cli, cluster, message):
     if cluster == "{malformed}":
         (workdir / "broken.yaml").write_text("partition: [a, b\n")
         cluster = str(workdir / "broken.yaml")
     elif cluster == "{unknown_field}":
         (workdir / "typo.yaml").write_text("partitoin: gpu\n")
         cluster = str(workdir / "typo.yaml")
-    code, _, err = cli(capsys, "run", "--paper", "bulat2019", "--table", "1", "--profile", "smoke", "--executor", "slurm",
+    code, _, err = cli("run", "--paper", "bulat2019", "--table", "1", "--profile", "smoke", "--executor", "slurm",
                        "--cluster", cluster)
     if shutil.which("sbatch") is None and "sbatch" in err:
         pytest.skip("sbatch is checked first on this machine")
@@ -133,9 +123,9 @@ def test_cluster_profile_errors_are_one_line(workdir, capsys, cluster, message):
     assert not (workdir / "results.db").exists()
 
 
-def test_missing_sbatch_is_one_line(workdir, capsys, monkeypatch):
+def test_missing_sbatch_is_one_line(workdir, cli, monkeypatch):
     monkeypatch.setenv("PATH", str(workdir))  # no sbatch here
-    code, _, err = cli(capsys, "run", "--paper", "bulat2019", "--table", "1", "--profile", "smoke", "--executor", "slurm")
+    code, _, err = cli("run", "--paper", "bulat2019", "--table", "1", "--profile", "smoke", "--executor", "slurm")
     one_line_error(code, err, "'sbatch' is not on PATH")
     assert not (workdir / "results.db").exists()
 
@@ -152,7 +142,7 @@ def write_plugin(folder: Path, name: str, yaml_bytes: bytes | None) -> None:
     ("noyamlplugin", None, "it has no paper.yaml"),
     ("latinplugin", "id: latin\ntitle: caf\xe9\nyear: 2020\ntables: {}\n".encode("latin-1"), "not UTF-8 text"),
 ])
-def test_a_broken_plugin_is_one_line(workdir, capsys, monkeypatch, name, yaml_bytes, message):
+def test_a_broken_plugin_is_one_line(workdir, cli, monkeypatch, name, yaml_bytes, message):
     from repro import plugins
 
     write_plugin(workdir, name, yaml_bytes)
@@ -160,12 +150,12 @@ def test_a_broken_plugin_is_one_line(workdir, capsys, monkeypatch, name, yaml_by
     monkeypatch.setattr(plugins, "_PAPERS", None)
     original = plugins._plugin_modules
     monkeypatch.setattr(plugins, "_plugin_modules", lambda: original() + [name])
-    code, _, err = cli(capsys, "list")
+    code, _, err = cli("list")
     one_line_error(code, err, message)
     monkeypatch.setattr(plugins, "_PAPERS", None)
 
 
-def test_a_config_value_of_the_wrong_type_stops_before_the_job(workdir, capsys, monkeypatch):
+def test_a_config_value_of_the_wrong_type_stops_before_the_job(workdir, cli, monkeypatch):
     from repro import plugins
 
     write_plugin(workdir, "typedpaper", b"""id: typedpaper
@@ -184,7 +174,7 @@ tables:
     monkeypatch.setattr(plugins, "_PAPERS", None)
     original = plugins._plugin_modules
     monkeypatch.setattr(plugins, "_plugin_modules", lambda: original() + ["typedpaper"])
-    code, _, err = cli(capsys, "run", "--paper", "typedpaper", "--table", "1", "--profile", "smoke", "--executor", "debug")
+    code, _, err = cli("run", "--paper", "typedpaper", "--table", "1", "--profile", "smoke", "--executor", "debug")
     one_line_error(code, err, "config train.weight_decay: expected a number, got 'none'")
     assert not (workdir / "results.db").exists()
     monkeypatch.setattr(plugins, "_PAPERS", None)

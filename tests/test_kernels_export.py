@@ -24,19 +24,11 @@ def smoke_runs(tmp_path_factory):
     mp.undo()
 
 
-def cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.mark.parametrize("row", ["baseline", "prelu"])
-def test_export_then_packed_run_gives_the_same_heatmaps(smoke_runs, capsys, monkeypatch, row):
+def test_export_then_packed_run_gives_the_same_heatmaps(smoke_runs, cli, monkeypatch, row):
     monkeypatch.chdir(smoke_runs)
-    code, out, err = cli(capsys, "export", "--paper", "bulat2019", "--table", "1", "--row", row, "--profile", "smoke")
+    code, out, err = cli("export", "--paper", "bulat2019", "--table", "1", "--row", row, "--profile", "smoke")
     assert code == 0, err
     assert "packed" in out and "smaller" in out
     path = smoke_runs / ".repro" / "packed" / f"bulat2019-1-{row}-smoke-s0.pt"
@@ -58,31 +50,31 @@ def test_export_then_packed_run_gives_the_same_heatmaps(smoke_runs, capsys, monk
     assert torch.equal(expected[-1].flatten(2).argmax(-1), got[-1].flatten(2).argmax(-1))
 
 
-def test_export_errors_are_one_line(smoke_runs, capsys, monkeypatch):
+def test_export_errors_are_one_line(smoke_runs, cli, monkeypatch):
     monkeypatch.chdir(smoke_runs)
-    code, _, err = cli(capsys, "export", "--paper", "bulat2019", "--table", "1", "--row", "lrelu", "--profile", "smoke")
+    code, _, err = cli("export", "--paper", "bulat2019", "--table", "1", "--row", "lrelu", "--profile", "smoke")
     assert code == 2 and err.startswith("repro: error: no finished run") and err.count("\n") == 1
-    code, _, err = cli(capsys, "export", "--paper", "bulat2019", "--table", "1", "--row", "nope")
+    code, _, err = cli("export", "--paper", "bulat2019", "--table", "1", "--row", "nope")
     assert code == 2 and "unknown row 'nope'" in err
 
 
-def test_bench_model_and_show(smoke_runs, capsys, monkeypatch):
+def test_bench_model_and_show(smoke_runs, cli, monkeypatch):
     monkeypatch.chdir(smoke_runs)
-    code, out, err = cli(capsys, "kernels", "bench-model", "--paper", "bulat2019", "--table", "1", "--row", "prelu",
+    code, out, err = cli("kernels", "bench-model", "--paper", "bulat2019", "--table", "1", "--row", "prelu",
                          "--profile", "smoke", "--pairs", "1", "--format", "json")
     assert code == 0, err
     rows = json.loads(out)
     assert [r["baseline"] for r in rows] == ["float32 model (same architecture)", "PyTorch binary model (float convs)"]
     assert all(r["ratio"] > 0 and r["packed_weight_bytes"] < r["float_weight_bytes"] for r in rows)
     assert rows[0]["extra"]["max_abs_diff_vs_pytorch_binary"] < 1e-3
-    code, out, _ = cli(capsys, "kernels", "bench", "--only", "@4", "--pairs", "1", "--format", "json")
+    code, out, _ = cli("kernels", "bench", "--only", "@4", "--pairs", "1", "--format", "json")
     assert code == 0
     rows = json.loads(out)
     assert len(rows) == 3 and all({"m", "k", "n", "baseline", "ratio", "threads", "device"} <= set(r) for r in rows)
     assert all(r["shape"]["size"] == 4 and r["memory_ratio"] == 32.0 for r in rows)
     con = sqlite3.connect(smoke_runs / "results.db")
     assert con.execute("select count(*) from kernel_benchmarks").fetchone()[0] == 5
-    code, out, _ = cli(capsys, "kernels", "show")
+    code, out, _ = cli("kernels", "show")
     assert code == 0 and "hpm 256->128 @4" in out and "58x faster convolutions" in out and "packed model" in out
 
 
@@ -93,6 +85,6 @@ def test_bench_model_and_show(smoke_runs, capsys, monkeypatch):
     (["kernels", "bench", "--only", "no such shape"], "no benchmark shape matches"),
     (["kernels", "bench-model", "--paper", "bulat2019", "--table", "1", "--row", "real", "--profile", "smoke"], "real-valued"),
 ])
-def test_kernels_cli_bad_input(workdir, capsys, argv, message):
-    code, _, err = cli(capsys, *argv)
+def test_kernels_cli_bad_input(workdir, cli, argv, message):
+    code, _, err = cli(*argv)
     assert code == 2 and err.startswith("repro: error:") and message in err and err.count("\n") == 1
