@@ -244,7 +244,11 @@ def _check_sqlite_file(path: str) -> None:
         return
     if not os.access(path, os.R_OK | os.W_OK):
         raise ReproError(f"{where} is read-only: make it writable (chmod u+w) or pass another --db URL")
-    if os.path.getsize(path) == 0:
+    for _ in range(20):  # an empty file may be one another process is creating this instant: give it 2 s
+        if os.path.getsize(path):
+            break
+        time.sleep(0.1)
+    else:
         raise ReproError(f"{where} is empty, not a results database: delete it or pass another --db URL")
     with open(path, "rb") as handle:
         if handle.read(16) != SQLITE_HEADER:

@@ -121,11 +121,15 @@ def _execute(plan: Plan, db_url: str | None, executor_name: str, force: bool, jo
                 if len(running) >= jobs:
                     break
                 waiting = [d.hash for d in rc.dependencies if d.hash not in finished]
-                if any(h not in {r.hash for r in todo} and h not in running for h in waiting):
+                elsewhere = [h for h in waiting if h not in {r.hash for r in todo} and h not in running]
+                states = _states(db_url, elsewhere)  # what another invocation trains, or what failed here
+                finished.update(h for h in elsewhere if states.get(h) == "finished")
+                failed = [h for h in elsewhere if states.get(h) not in ("finished", "pending", "running")]
+                if failed:
                     todo.remove(rc)  # a dependency failed: this run cannot start
-                    follow.failed_before_start(rc, f"needs run {waiting[0]}, which did not finish")
+                    follow.failed_before_start(rc, f"needs run {failed[0]}, which did not finish")
                     continue
-                if waiting:
+                if any(h not in finished for h in waiting):
                     continue
                 todo.remove(rc)
                 job = executor.submit(RunJob(), rc.hash, None, experiment, executor_name, threads, not (in_process and quiet))
@@ -142,7 +146,7 @@ def _execute(plan: Plan, db_url: str | None, executor_name: str, force: bool, jo
                         raise KeyboardInterrupt  # Ctrl-C stopped the run in this process: stop here too
                 elif not in_process:
                     follow.echo_output(job, rc)
-            if running and not in_process:
+            if (running and not in_process) or (todo and not running):  # jobs to follow, or waiting on another invocation
                 time.sleep(0.5)
     except KeyboardInterrupt:
         follow.stop([job for job, _ in running.values()])
@@ -188,7 +192,7 @@ class Follower:
         return outcome
 
     def failed_before_start(self, rc: RunConfig, message: str) -> None:
-        _mark(self.db_url, rc.hash, "failed", message)
+        _mark(self.db_url, rc.hash, "failed", message, job_id=None)
         self._count(rc, {"status": "failed", "error": message})
 
     def _count(self, rc: RunConfig, outcome: dict) -> None:
@@ -327,16 +331,27 @@ def _job_alive(record: dbm.RunRecord, states: dict[str, str]) -> bool:
     return False
 
 
+_ANY_JOB = object()
+
+
 @dbm.retry_locked
-def _mark(db_url: str | None, run_hash: str, status: str, message: str, job_id: str | None = None) -> None:
-    """Record an outcome the job could not record itself (only over a run not yet finished)."""
+def _mark(db_url: str | None, run_hash: str, status: str, message: str, job_id=_ANY_JOB) -> None:
+    """Record an outcome the job could not record itself, over a run not yet finished; with
+    ``job_id``, only while that job (None: no job yet) holds it."""
     runs = dbm.RunRecord
     condition = and_(runs.hash == run_hash, runs.status.in_(("pending", "running")))
-    if job_id is not None:
-        condition = and_(condition, runs.job_id == job_id)
+    if job_id is not _ANY_JOB:
+        condition = and_(condition, runs.job_id.is_(None) if job_id is None else runs.job_id == job_id)
     with dbm.session(db_url) as db:
         db.execute(update(runs).where(condition).values(status=status, error=message))
         db.commit()
+
+
+def _states(db_url: str | None, hashes: list[str]) -> dict[str, str]:
+    if not hashes:
+        return {}
+    with dbm.session(db_url) as db:
+        return dict(db.execute(select(dbm.RunRecord.hash, dbm.RunRecord.status).where(dbm.RunRecord.hash.in_(hashes))).all())
 
 
 def _identity(rc: RunConfig) -> dict:

@@ -182,12 +182,13 @@ tables:
 
 def test_concurrent_invocations_neither_crash_nor_train_a_run_twice(tmp_path):
     """Four `repro run` at once on a new SQLite file, the same rows: no traceback, each run
-    stored once and trained once (claimed atomically), all finished."""
+    stored once and trained once (claimed atomically), all finished; a distillation student waits
+    for its teacher even when another invocation trains it."""
     env = {**os.environ, "REPRO_THREADS": "1"}
     for var in ("REPRO_DB", "REPRO_HOME", "MLFLOW_TRACKING_URI"):
         env.pop(var, None)
-    command = REPRO + ["run", "--paper", "bulat2019", "--table", "1", "--rows", "baseline,relu", "--profile", "smoke",
-                       "--jobs", "1", "--quiet"]
+    command = REPRO + ["run", "--paper", "bulat2019", "--table", "1", "--rows", "baseline,prelu_rev_prog_distill",
+                       "--profile", "smoke", "--jobs", "1", "--quiet"]  # a student waits for a teacher another may train
     processes = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                  for _ in range(4)]
     outputs = [p.communicate(timeout=300)[0] for p in processes]
@@ -195,9 +196,9 @@ def test_concurrent_invocations_neither_crash_nor_train_a_run_twice(tmp_path):
     assert all(p.returncode == 0 for p in processes), "\n".join(outputs)
     db = sqlite3.connect(tmp_path / "results.db")
     runs = db.execute("select row_id, status, attempts from runs order by row_id").fetchall()
-    assert runs == [("baseline", "finished", 1), ("relu", "finished", 1)]
-    assert db.execute("select count(*) from metrics where step is null group by run_pk").fetchall() == [(9,), (9,)]
+    assert runs == [("baseline", "finished", 1), ("prelu_rev_prog_distill", "finished", 1), ("real", "finished", 1)]
+    assert db.execute("select count(*) from metrics where step is null group by run_pk").fetchall() == [(9,)] * 3
     assert sum("taken" in out or "skipped" in out or "left to it" in out for out in outputs) >= 3
     import mlflow
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert len(mlflow.search_runs(search_all_experiments=True)) == 2  # one MLflow run each: nobody trained twice
+    assert len(mlflow.search_runs(search_all_experiments=True)) == 3  # one MLflow run each: nobody trained twice
