@@ -7,10 +7,16 @@ PAPER ?= bulat2019
 TABLE ?= 1
 PROFILE ?= proxy
 
-.PHONY: run test setup testbed
+.PHONY: run test setup testbed dashboard
+# Trains the table at PROFILE, measures its models (structure: no training, seconds a row), prints the comparison.
 run: setup
 	$(VENV)/bin/repro run --paper $(PAPER) --table $(TABLE) --profile $(PROFILE)
+	$(VENV)/bin/repro run --paper $(PAPER) --table $(TABLE) --profile structure --quiet
 	$(VENV)/bin/repro compare --paper $(PAPER) --table $(TABLE) --profile $(PROFILE)
+
+# What the results database holds, in a browser (README: Dashboard).
+dashboard: setup
+	$(VENV)/bin/streamlit run dashboard/app.py --browser.gatherUsageStats false
 
 # The tests start a real SLURM cluster and PostgreSQL server themselves (tests/conftest.py) and stop them at the end.
 test: setup testbed

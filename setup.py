@@ -1,8 +1,9 @@
-"""Packaging beyond pyproject.toml: the top-level folders methods/ and kernels/ are installed under
-import names that cannot collide with other distributions (repro_methods, repro_kernels)."""
+"""Packaging beyond pyproject.toml: the top-level folders methods/, kernels/ and dashboard/ are
+installed under import names that cannot collide with other distributions (repro_methods,
+repro_kernels, repro_dashboard)."""
 from setuptools import find_packages, setup
 
-RENAMED = {"repro_methods": "methods", "repro_kernels": "kernels"}
+RENAMED = {"repro_methods": "methods", "repro_kernels": "kernels", "repro_dashboard": "dashboard"}
 
 packages = find_packages(include=["repro", "repro.*"])
 for name, folder in RENAMED.items():

@@ -11,8 +11,8 @@ import socket
 import statistics
 from collections.abc import Callable
 
+import pandas as pd
 import torch
-from sqlalchemy import select
 
 from repro_kernels import bench
 
@@ -107,71 +107,64 @@ def store(rows: list[bench.BenchResult], db_url: str | None) -> None:
         db.commit()
 
 
-def stored(db_url: str | None) -> list[dbm.KernelBenchRecord]:
-    """The latest stored row per (kind, name, baseline, device, threads, backend)."""
-    with dbm.session(db_url) as db:
-        records = list(db.scalars(select(dbm.KernelBenchRecord).order_by(dbm.KernelBenchRecord.id)))
-    latest = {}
-    for r in records:
-        latest[(r.kind, r.name, r.baseline, r.device, r.threads, r.backend)] = r
-    return list(latest.values())
-
-
-def _claim_measurement(paper_id: str, claim, records: list[dbm.KernelBenchRecord]) -> str:
-    """What the stored rows say about one claim: the measured ratios of its kind, scope and
-    device (a whole-model claim: the paper's own models only)."""
+def claim_measurement(paper_id: str, claim, kernels: pd.DataFrame) -> dict:
+    """What the stored benchmarks (a :func:`repro.results.kernel_benchmarks` frame) say about one
+    claim: the measured ratios of its kind, scope and device (a whole-model claim: the paper's own
+    models only), as ``measured_min``, ``measured_median``, ``measured_max``, ``measured_rows``
+    and the sentence ``measured``."""
+    empty = {"measured_min": None, "measured_median": None, "measured_max": None, "measured_rows": 0}
     if claim.unmeasured:
-        return f"not measured by the kernels: {claim.unmeasured}"
-    on_device = [r for r in records if (r.device.startswith("cpu") if claim.device == "cpu" else not r.device.startswith("cpu"))]
+        return {**empty, "measured": f"not measured by the kernels: {claim.unmeasured}"}
+    on_cpu = kernels["device"].str.startswith("cpu")
+    on_device = kernels[on_cpu if claim.device == "cpu" else ~on_cpu]
     if claim.scope == "model":
-        mine = [r for r in on_device if r.kind == "model" and r.baseline.startswith("float32")
-                and (r.shape.get("row") or {}).get("paper") == paper_id]
-        values = [r.ratio if claim.kind == "speed" else r.float_bytes / r.packed_bytes for r in mine if r.packed_bytes]
+        mine = on_device[(on_device["kind"] == "model") & on_device["baseline"].str.startswith("float32")
+                         & on_device["shape"].map(lambda shape: ((shape or {}).get("row") or {}).get("paper") == paper_id)]
         what = "whole packed model vs the float model"
     else:
-        mine = [r for r in on_device if r.kind in ("gemm", "conv")]
-        values = [r.ratio if claim.kind == "speed" else r.float_bytes / r.packed_bytes for r in mine if r.packed_bytes]
+        mine = on_device[on_device["kind"].isin(["gemm", "conv"])]
         what = "binary layers vs their float baseline"
+    mine = mine[mine["packed_bytes"].notna() & (mine["packed_bytes"] > 0)]
+    values = list(mine["ratio"] if claim.kind == "speed" else mine["memory_ratio"])
     if not values:
         command = "repro kernels bench-model" if claim.scope == "model" else "repro kernels bench"
-        return f"not measured yet ({command}{' --device cuda' if claim.device == 'cuda' else ''})"
-    return (f"measured {min(values):.2f}x .. {max(values):.2f}x (median {statistics.median(values):.2f}x over "
-            f"{len(values)} rows; {what})")
+        return {**empty, "measured": f"not measured yet ({command}{' --device cuda' if claim.device == 'cuda' else ''})"}
+    low, median, high = min(values), statistics.median(values), max(values)
+    return {"measured_min": low, "measured_median": median, "measured_max": high, "measured_rows": len(values),
+            "measured": f"measured {low:.2f}x .. {high:.2f}x (median {median:.2f}x over {len(values)} rows; {what})"}
 
 
-def render_stored(records: list[dbm.KernelBenchRecord], papers: list[Paper]) -> str:
-    """Measured ratios beside the papers' efficiency claims."""
+def render_stored(kernels: pd.DataFrame, papers: list[Paper]) -> str:
+    """Measured ratios (a :func:`repro.results.kernel_benchmarks` frame) beside the papers'
+    efficiency claims."""
     lines = []
-    if not records:
+    if kernels.empty:
         lines.append("no kernel benchmarks stored yet: run 'repro kernels bench' (and 'repro kernels bench-model')")
     else:
         widths = (6, 40, 36, 7, 17)
         lines.append(f"{'kind':<{widths[0]}} {'shape':<{widths[1]}} {'baseline':<{widths[2]}} {'threads':>{widths[3]}} "
                      f"{'backend':<{widths[4]}} {'binary ms':>10} {'base ms':>9} {'ratio':>7} {'memory':>7} {'ceiling':>7}")
-        for r in records:
-            memory = f"{r.float_bytes / r.packed_bytes:.1f}x" if r.packed_bytes else "-"
-            ceiling = f"{r.ceiling_ratio:.1f}x" if r.ceiling_ratio else "-"
+        for r in kernels.itertuples():
+            memory = f"{r.memory_ratio:.1f}x" if r.packed_bytes else "-"
+            ceiling = f"{r.ceiling_ratio:.1f}x" if r.ceiling_ratio and not pd.isna(r.ceiling_ratio) else "-"
             lines.append(f"{r.kind:<6} {r.name[:40]:<40} {r.baseline[:36]:<36} {r.threads:>7} {r.backend:<17} {r.binary_ms:>10.3f} "
                          f"{r.baseline_ms:>9.3f} {r.ratio:>6.2f}x {memory:>7} {ceiling:>7}")
         lines.append("")
-        layers = [r for r in records if r.kind in ("gemm", "conv")]
-        for device in sorted({r.device for r in layers}):
-            for baseline in sorted({r.baseline for r in layers if r.device == device}):
-                for backend in sorted({r.backend for r in layers if r.device == device and r.baseline == baseline}):
-                    mine = [r for r in layers if (r.device, r.baseline, r.backend) == (device, baseline, backend)]
-                    speed = [r.ratio for r in mine]
-                    memory = [r.float_bytes / r.packed_bytes for r in mine if r.packed_bytes]
-                    lines.append(f"measured on {device}, {backend} vs {baseline}: layer speed ratio {min(speed):.2f}x .. "
-                                 f"{max(speed):.2f}x (median {statistics.median(speed):.2f}x over {len(speed)} shapes); "
-                                 f"binary-layer weight memory {min(memory):.1f}x .. {max(memory):.1f}x")
-        for r in records:
+        layers = kernels[kernels["kind"].isin(["gemm", "conv"])]
+        for (device, baseline, backend), mine in layers.groupby(["device", "baseline", "backend"]):
+            speed = list(mine["ratio"])
+            memory = list(mine["memory_ratio"].dropna())
+            memory_text = f"; binary-layer weight memory {min(memory):.1f}x .. {max(memory):.1f}x" if memory else ""
+            lines.append(f"measured on {device}, {backend} vs {baseline}: layer speed ratio {min(speed):.2f}x .. "
+                         f"{max(speed):.2f}x (median {statistics.median(speed):.2f}x over {len(speed)} shapes){memory_text}")
+        for r in kernels.itertuples():
             if r.kind == "model" and r.baseline.startswith("float32"):
                 lines.append(f"measured: {r.name}: packed model {r.ratio:.2f}x the float model's speed, "
-                             f"file {r.float_bytes / r.packed_bytes:.1f}x smaller than the float32 state dict")
+                             f"file {r.memory_ratio:.1f}x smaller than the float32 state dict")
     claims = [(paper.id, claim) for paper in papers for claim in paper.efficiency_claims]
     if claims:
         lines += ["", "Efficiency claims of the papers (paper.yaml), beside what is stored:"]
         for paper_id, claim in claims:
             lines.append(f"  {paper_id:<10} {claim.value:g}x {claim.kind} ({claim.scope}, {claim.device}): {claim.text}")
-            lines.append(f"  {'':<10} -> {_claim_measurement(paper_id, claim, records)}")
+            lines.append(f"  {'':<10} -> {claim_measurement(paper_id, claim, kernels)['measured']}")
     return "\n".join(lines)

@@ -223,18 +223,16 @@ def cmd_kernels_bench_model(args) -> None:
 
 
 def cmd_kernels_show(args) -> None:
-    from . import benchmarks
+    from . import benchmarks, results
     from .plugins import discover
 
-    records = benchmarks.stored(args.db)
+    kernels = results.kernel_benchmarks(args.db)
     if args.format == "json":
-        print(json.dumps([{"kind": r.kind, "name": r.name, "shape": r.shape, "baseline": r.baseline, "device": r.device,
-                           "threads": r.threads, "backend": r.backend, "binary_ms": r.binary_ms,
-                           "baseline_ms": r.baseline_ms, "ratio": r.ratio, "packed_bytes": r.packed_bytes,
-                           "float_bytes": r.float_bytes, "ceiling_ratio": r.ceiling_ratio, "extra": r.extra,
-                           "created_at": r.created_at.isoformat()} for r in records], indent=2))
+        shown = kernels.drop(columns=["id", "host", "binary_gmacs", "memory_ratio"])
+        shown["created_at"] = [t.isoformat() for t in shown["created_at"]]
+        print(json.dumps(shown.astype(object).where(shown.notna(), None).to_dict("records"), indent=2))
         return
-    print(benchmarks.render_stored(records, list(discover().values())))
+    print(benchmarks.render_stored(kernels, list(discover().values())))
 
 
 def cmd_list(args) -> None:

@@ -22,12 +22,14 @@ import io
 import json
 import math
 import statistics
+import warnings
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+import pandas as pd
 from scipy import stats as scipy_stats
-from sqlalchemy import select
 
-from . import db as dbm
+from . import results
 from .config import resolve
 from .errors import ReproError
 from .plugins import Claim, Paper, Table
@@ -107,36 +109,60 @@ class TableComparison:
 
 def compare(papers: list[Paper], db_url: str | None, table_id: str | None = None,
             profile: str | None = None) -> list[TableComparison]:
-    with dbm.session(db_url) as db:
-        runs = list(db.scalars(select(dbm.RunRecord).where(dbm.RunRecord.status == "finished")))
-        finals = {run.id: run.final_metrics() for run in runs}
-    results = []
+    one = papers[0].id if len(papers) == 1 else None  # narrow the queries where the caller did
+    table_filter = table_id if one else None
+    runs = results.runs(db_url, paper=one, table=table_filter, profile=profile, states=("finished",))
+    finals = results.final_metrics(db_url, paper=one, table=table_filter, profile=profile)
+    compared = []
     for paper in papers:
         tables = [paper.table(table_id)] if table_id else list(paper.tables.values())
         for table in tables:
-            mine = [r for r in runs if r.paper_id == paper.id and r.table_id == table.id and (profile is None or r.profile == profile)]
-            results.append(_compare_table(table, mine, finals, profile))
-    return results
+            mine = runs[(runs["paper"] == paper.id) & (runs["table"] == table.id)]
+            compared.append(_compare_table(table, mine, finals, profile))
+    return compared
 
 
-def _compare_table(table: Table, runs, finals, profile_filter: str | None) -> TableComparison:
-    current, stale = {}, 0
-    for run in runs:
-        row = next((r for r in table.rows if r.id == run.row_id), None)
-        if row is None or not row.runnable or resolve(table, row, run.profile, run.seed).hash != run.hash:
-            stale += 1
-            continue
-        current.setdefault((run.row_id, run.profile), []).append(run)
-    profiles = [p for p in PROFILES if any(prof == p for _, prof in current)]
+_CURRENT_HASHES: dict[tuple, tuple[Table, str | None]] = {}
+
+
+def current_hash(table: Table, row_id: str, profile: str, seed: int) -> str | None:
+    """The config hash a run of this row, profile and seed has today (None: the row is gone or
+    no longer runnable). Cached per loaded table: resolving takes about a millisecond."""
+    key = (id(table), row_id, profile, int(seed))
+    hit = _CURRENT_HASHES.get(key)
+    if hit is not None and hit[0] is table:
+        return hit[1]
+    row = next((r for r in table.rows if r.id == row_id), None)
+    try:
+        value = resolve(table, row, profile, int(seed)).hash if row is not None and row.runnable else None
+    except ReproError:  # a profile or config that no longer resolves: the run is of an older config
+        value = None
+    _CURRENT_HASHES[key] = (table, value)
+    return value
+
+
+def current_runs(table: Table, runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs (a :func:`repro.results.runs` frame) of the table's current configs; the others
+    are stale, of an older config, and never mixed in."""
+    keep = [current_hash(table, row, profile, seed) == hash_
+            for row, profile, seed, hash_ in zip(runs["row"], runs["profile"], runs["seed"], runs["hash"])]
+    return runs[keep] if len(runs) else runs
+
+
+def _compare_table(table: Table, runs: pd.DataFrame, finals: pd.DataFrame, profile_filter: str | None) -> TableComparison:
+    current = current_runs(table, runs)
+    stale = len(runs) - len(current)
+    by_key = {key: group for key, group in current.groupby(["row", "profile"], sort=False)} if len(current) else {}
+    profiles = [p for p in PROFILES if any(prof == p for _, prof in by_key)]
+    mine = finals[finals["run_id"].isin(current["id"]) & finals["name"].isin(list(table.metrics)) & finals["value"].notna()]
+    where = dict(zip(current["id"], zip(current["row"], current["profile"])))
     values: dict[tuple[str, str, str], list[float]] = {}
-    for (row_id, prof), rs in current.items():
-        for run in rs:
-            for metric, value in finals[run.id].items():
-                if metric in table.metrics and not math.isnan(value):
-                    values.setdefault((row_id, prof, metric), []).append(value)
+    for run_id, metric, value in zip(mine["run_id"], mine["name"], mine["value"]):
+        row_id, prof = where[run_id]
+        values.setdefault((row_id, prof, metric), []).append(float(value))
     cells, assumptions = [], {}
     for row in table.rows:
-        notes_by_profile = {prof: _assumption_texts(current.get((row.id, prof), [])) for prof in profiles}
+        notes_by_profile = {prof: _assumption_texts(by_key.get((row.id, prof))) for prof in profiles}
         for texts in notes_by_profile.values():
             for text in texts:
                 assumptions.setdefault(text, []).append(row.id)
@@ -166,8 +192,10 @@ def _compare_table(table: Table, runs, finals, profile_filter: str | None) -> Ta
     return TableComparison(table, cells, verdicts, assumptions, stale, _missing(table, values, profile_filter))
 
 
-def _assumption_texts(runs) -> list[str]:
-    return sorted({text for run in runs for text in run.assumptions.values()})
+def _assumption_texts(runs: pd.DataFrame | None) -> list[str]:
+    if runs is None:
+        return []
+    return sorted({text for notes in runs["assumptions"] for text in (notes or {}).values()})
 
 
 def _missing(table: Table, values: dict, profile_filter: str | None) -> list[str]:
@@ -240,9 +268,11 @@ def _compare(table: Table, metric: str, left: str, op: str, right: str, a: list[
         result.detail = f"{text} (no spread over seeds)"
         return result
     alternative = "greater" if sign > 0 else "less"
-    test = scipy_stats.ttest_ind(a, b, equal_var=False, alternative=alternative)
+    with warnings.catch_warnings():  # nearly equal seeds: scipy warns of precision it does not need here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        test = scipy_stats.ttest_ind(a, b, equal_var=False, alternative=alternative)
+        p_other = float(scipy_stats.ttest_ind(a, b, equal_var=False, alternative="less" if sign > 0 else "greater").pvalue)
     result.p_value = float(test.pvalue)
-    p_other = float(scipy_stats.ttest_ind(a, b, equal_var=False, alternative="less" if sign > 0 else "greater").pvalue)
     text += f", p = {result.p_value:.2g}"
     if result.p_value < ALPHA:
         result.outcome = "holds"
@@ -272,11 +302,10 @@ def _seeds_needed(effect: float, sa: float, sb: float) -> int | None:
     """Seeds a row (both rows alike) for a one-sided Welch test at ALPHA to detect ``effect`` with
     POWER, at the spreads ``sa`` and ``sb`` (Welch-Satterthwaite degrees of freedom)."""
     va, vb = sa ** 2, sb ** 2
-    for n in range(2, MAX_SEEDS + 1):
-        df = (n - 1) * (va + vb) ** 2 / (va ** 2 + vb ** 2) if va + vb > 0 else n - 1
-        if (scipy_stats.t.ppf(1 - ALPHA, df) + scipy_stats.t.ppf(POWER, df)) * math.sqrt((va + vb) / n) <= effect:
-            return n
-    return None
+    n = np.arange(2, MAX_SEEDS + 1, dtype=float)  # every candidate at once: ppf vectorizes, a loop of calls does not
+    df = (n - 1) * (va + vb) ** 2 / (va ** 2 + vb ** 2) if va + vb > 0 else n - 1
+    enough = (scipy_stats.t.ppf(1 - ALPHA, df) + scipy_stats.t.ppf(POWER, df)) * np.sqrt((va + vb) / n) <= effect
+    return int(n[enough.argmax()]) if enough.any() else None
 
 
 def _fmt(mean: float, std: float | None, n: int, deterministic: bool) -> str:

@@ -9,12 +9,17 @@ from typing import Any
 def deep_merge(base: dict, overlay: dict) -> dict:
     """Recursive dict merge; a ``None`` in the overlay is kept (it switches a feature off)."""
     merged = copy.deepcopy(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
+    _merge_into(merged, overlay)
     return merged
+
+
+def _merge_into(target: dict, overlay: dict) -> None:
+    """The overlay's values copied into ``target`` (already a copy: nothing is copied twice)."""
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge_into(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, Any]:

@@ -81,7 +81,7 @@ class Recorder:
         name = f"{identity['row']}-s{identity['seed']}-{identity['profile']}"
         self._mlflow(lambda: setattr(self, "mlflow", MLflowSink(self.db_url, self.experiment, name, config, mlflow_run_id)))
         if self.mlflow is not None and self.mlflow.run_id != mlflow_run_id:
-            self.sql.update(mlflow_run_id=self.mlflow.run_id)
+            self.sql.update(mlflow_run_id=self.mlflow.run_id, mlflow_experiment_id=self.experiment)
         return config
 
     def log(self, values: dict[str, float], step: int | None = None) -> None:

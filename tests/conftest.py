@@ -3,6 +3,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -189,3 +190,32 @@ def fresh_postgres_db(postgres_url):
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- A results database filled by real runs, for the dashboard's tests ---
+
+@dataclass
+class FilledDatabase:
+    folder: Path
+    url: str
+
+    def repro(self, *argv: str) -> str:
+        """stdout of the repro command run in this database's folder (as a user would)."""
+        env = {k: v for k, v in os.environ.items() if k not in ("REPRO_DB", "REPRO_HOME", "MLFLOW_TRACKING_URI")}
+        done = subprocess.run([sys.executable, "-m", "repro.cli", *argv], cwd=self.folder, env=env, capture_output=True,
+                              text=True, timeout=900)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+
+@pytest.fixture(scope="session")
+def filled_db(tmp_path_factory) -> FilledDatabase:
+    """bulat2019 Table 1, three rows, at the smoke profile (2 seeds, per-epoch curves) and the structure profile,
+    and one CPU kernel benchmark shape: a results.db in a folder of its own."""
+    folder = tmp_path_factory.mktemp("filled")
+    filled = FilledDatabase(folder, f"sqlite:///{folder / 'results.db'}")
+    rows = "baseline,relu,real"
+    filled.repro("run", "--paper", "bulat2019", "--table", "1", "--rows", rows, "--profile", "smoke", "--seeds", "2", "--quiet")
+    filled.repro("run", "--paper", "bulat2019", "--table", "1", "--rows", rows, "--profile", "structure", "--quiet")
+    filled.repro("kernels", "bench", "--only", "square 1024", "--pairs", "1")
+    return filled

@@ -1,5 +1,6 @@
 """The shape of the house: what may import what, what the core may name, what the code may cite."""
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -92,13 +93,26 @@ def test_nothing_cites_files_outside_the_repository(folder):
 
 
 def test_import_names_cannot_collide():
-    """methods/ and kernels/ keep their folders but import under the project's own prefix."""
+    """methods/, kernels/ and dashboard/ keep their folders but import under the project's own prefix."""
+    import repro_dashboard
     import repro_kernels
     import repro_methods
 
     assert Path(repro_methods.__file__).parent == REPO / "methods"
     assert Path(repro_kernels.__file__).parent == REPO / "kernels"
-    assert "methods" not in sys.modules and "kernels" not in sys.modules
+    assert Path(repro_dashboard.__file__).parent == REPO / "dashboard"
+    assert "methods" not in sys.modules and "kernels" not in sys.modules and "dashboard" not in sys.modules
+
+
+@pytest.mark.parametrize("path", sources(REPO / "dashboard") + [CORE / "compare.py", CORE / "benchmarks.py"],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_the_dashboard_and_compare_read_results_only_through_repro_results(path):
+    """No second SQL path: no query of their own (sqlalchemy's select)."""
+    names = imports(path)
+    assert not {n for n in names if n.startswith("sqlalchemy") and n != "sqlalchemy.exc"}, names
+    assert not re.search(r"(?<![\w.])select\(", path.read_text()), f"{path.relative_to(REPO)} queries the database itself"
+    if path.parent.name == "views":
+        assert "from repro import results" in path.read_text()
 
 
 def test_every_registered_task_provides_the_task_protocol():

@@ -3,7 +3,7 @@ the CPU with the exact pure-torch GEMM in place of the CUDA kernels; the kernels
 tested in test_kernels_cuda.py where a GPU exists."""
 import torch
 
-from repro import benchmarks
+from repro import benchmarks, results
 from repro.plugins import discover
 from repro_kernels import bench, ops, packing
 
@@ -21,7 +21,7 @@ def test_gpu_bench_pipeline_runs_on_cpu(workdir):
         assert (r.m, r.k, r.n) == (16, r.shape["K"], r.shape["N"]) and r.memory_ratio == 32.0
     assert len(lines) == len(rows)
     benchmarks.store(rows, None)
-    shown = benchmarks.render_stored(benchmarks.stored(None), list(discover().values()))
+    shown = benchmarks.render_stored(results.kernel_benchmarks(None), list(discover().values()))
     assert "torch reference vs cuBLAS bf16" in shown and "over 3 shapes" in shown
 
 

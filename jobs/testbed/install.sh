@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what jobs/testbed/slurm.sh and postgres.sh run, from Debian's packages: jobs/testbed/README.md.
+# Installs what jobs/testbed/slurm.sh and postgres.sh run, and the browser the dashboard's tests drive, from Debian's
+# packages: jobs/testbed/README.md.
 # Idempotent and quiet: installs only the packages missing, and starts no service (the scripts start them).
 # Does nothing (exit 0, one line why) when not root or without apt-get: the tests that need the services then skip.
 set -euo pipefail
@@ -8,14 +9,15 @@ PACKAGES=(
     munge slurmctld slurmd slurm-client # the cluster
     slurmdbd mariadb-server             # its accounting: sacct, and so submitit's job states
     postgresql                          # the database server
+    chromium                            # the dashboard's browser tests (driven by Playwright)
 )
 
 if [ "$EUID" != 0 ]; then
-    echo "testbed install: not root, nothing installed (the SLURM and PostgreSQL tests will skip)"
+    echo "testbed install: not root, nothing installed (the SLURM, PostgreSQL and browser tests will skip)"
     exit 0
 fi
 if ! command -v apt-get >/dev/null || ! command -v dpkg-query >/dev/null; then
-    echo "testbed install: no apt-get, nothing installed (the SLURM and PostgreSQL tests will skip)"
+    echo "testbed install: no apt-get, nothing installed (the SLURM, PostgreSQL and browser tests will skip)"
     exit 0
 fi
 
@@ -48,7 +50,7 @@ if ! apt_install; then
     apt-get update -q -o DPkg::Lock::Timeout=120 >>"$log" 2>&1 || true
     if ! apt_install; then
         tail -n 20 "$log" >&2
-        echo "testbed install: apt-get install failed (above); the SLURM and PostgreSQL tests will skip or fail" >&2
+        echo "testbed install: apt-get install failed (above); the SLURM, PostgreSQL and browser tests will skip or fail" >&2
         exit 1
     fi
 fi

@@ -1,0 +1,1 @@
+"""The dashboard (``streamlit run dashboard/app.py``), installed as ``repro_dashboard``."""
