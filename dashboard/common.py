@@ -99,7 +99,7 @@ def choose_table(key: str, tables_with=None) -> tuple[Paper, str]:
 def colour_bands(frame: pd.DataFrame, columns: list[str]):
     """A Styler colouring ``columns`` by each row's ``delta_band``."""
     def colour(row):
-        fill = BAND_COLOURS.get(row["delta_band"], "")
+        fill = BAND_COLOURS.get(row.get("delta_band", ""), "")
         return [f"background-color: {fill}" if fill and c in columns else "" for c in row.index]
     return frame.style.apply(colour, axis=1)
 

@@ -34,6 +34,7 @@ from .paths import jobs_dir, run_dir
 from .plugins import Paper, Table
 from .profiles import get_profile
 from .registry import EXECUTORS
+from .results import STRUCTURE_MEASURES
 from .tasks import get_task
 
 
@@ -367,10 +368,12 @@ def _label(rc: RunConfig, short: bool = False) -> str:
 
 
 def _describe(outcome: dict, metrics) -> str:
-    """One line for a finished job: its status, time and the table's own metrics."""
+    """One line for a finished job: its status, time and the table's own metrics (a structure run's
+    measures where it has none of them)."""
     took = f" in {outcome['duration_s']:.0f} s" if outcome.get("duration_s") else ""
     if outcome["status"] == "finished":
-        shown = ", ".join(f"{k} {v:.3g}" for k, v in outcome["metrics"].items() if k in metrics)
-        return f"finished{took}: {shown}"
+        found = outcome["metrics"]
+        names = [k for k in found if k in metrics] or [k for k in STRUCTURE_MEASURES if k in found]  # a measured model
+        return f"finished{took}: " + ", ".join(f"{k} {found[k]:.3g}" for k in names)
     first_line = (outcome.get("error") or "").splitlines()[0] if outcome.get("error") else ""
     return f"{outcome['status']}{took}: {first_line}"

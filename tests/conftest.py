@@ -211,11 +211,14 @@ class FilledDatabase:
 @pytest.fixture(scope="session")
 def filled_db(tmp_path_factory) -> FilledDatabase:
     """bulat2019 Table 1, three rows, at the smoke profile (2 seeds, per-epoch curves) and the structure profile,
-    and one CPU kernel benchmark shape: a results.db in a folder of its own."""
+    one row of its Table 2 at the structure profile, and one CPU kernel benchmark shape: a results.db in a folder of
+    its own."""
     folder = tmp_path_factory.mktemp("filled")
     filled = FilledDatabase(folder, f"sqlite:///{folder / 'results.db'}")
     rows = "baseline,relu,real"
     filled.repro("run", "--paper", "bulat2019", "--table", "1", "--rows", rows, "--profile", "smoke", "--seeds", "2", "--quiet")
     filled.repro("run", "--paper", "bulat2019", "--table", "1", "--rows", rows, "--profile", "structure", "--quiet")
+    # a row whose published #params the structure profile compares number to number
+    filled.repro("run", "--paper", "bulat2019", "--table", "2", "--rows", "ref4_1stack", "--profile", "structure", "--quiet")
     filled.repro("kernels", "bench", "--only", "square 1024", "--pairs", "1")
     return filled

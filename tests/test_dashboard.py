@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from repro import results
 from repro_dashboard import common
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -87,7 +88,8 @@ def test_the_table_page_shows_what_repro_compare_prints(filled_db, monkeypatch):
     app = render("table", filled_db.url, monkeypatch, {"paper": "bulat2019", "table": "1"})
     expected = published_json(filled_db)
     shown = app.dataframe[0].value
-    columns = ["row", "metric", "published", "reproduced", "std", "n", "delta", "delta_pct", "profile"]
+    columns = ["row", "metric", "published", "reproduced", "std", "n", "profile"]
+    assert "delta" not in shown and all(cell["delta"] is None for cell in expected["cells"])  # smoke: claims only
     page_cells = [{c: (None if isinstance(v, float) and v != v else v) for c, v in zip(columns, values)}
                   for values in shown[columns].itertuples(index=False)]
     assert page_cells == [{c: cell[c] for c in columns} for cell in expected["cells"]]
@@ -97,6 +99,24 @@ def test_the_table_page_shows_what_repro_compare_prints(filled_db, monkeypatch):
         assert any(line.endswith(f"[{claim['verdict']}] {claim['text']} (`{claim['metric']}`)") for line in lines), claim
     assumptions = app.dataframe[-1].value
     assert "smoke: a tiny synthetic run that checks the pipeline, not the method" in set(assumptions["assumption"])
+
+
+def test_a_number_to_number_cell_shows_its_delta_and_band(filled_db, monkeypatch):
+    app = render("table", filled_db.url, monkeypatch, {"paper": "bulat2019", "table": "2"})
+    expected = json.loads(filled_db.repro("compare", "--paper", "bulat2019", "--table", "2", "--format", "json"))
+    [cell] = [c for c in expected["cells"] if c["profile"] == "structure"]
+    shown = app.dataframe[0].value
+    mine = shown[shown["profile"] == "structure"].iloc[0]
+    assert (mine["row"], mine["metric"], mine["n"]) == ("ref4_1stack", "params_m", 1)
+    assert (mine["reproduced"], mine["delta"], mine["delta_pct"]) == (cell["reproduced"], cell["delta"], cell["delta_pct"])
+    assert mine["delta_band"] == results.delta_band(cell["delta"], None, cell["published"]) != ""
+
+
+def test_delta_bands():
+    assert results.delta_band(0.5, 1.0, 80.0) == "within 1 std" and results.delta_band(-1.5, 1.0, 80.0) == "1-2 std"
+    assert results.delta_band(3.0, 1.0, 80.0) == "over 2 std"
+    assert results.delta_band(0.06, None, 6.2) == "within 1%" and results.delta_band(-0.2, None, 6.2) == "1-5%"
+    assert results.delta_band(0.4, 0.0, 6.2) == "over 5%" and results.delta_band(None, 1.0, 6.2) == ""
 
 
 def test_the_overview_counts_what_the_comparison_holds(filled_db, monkeypatch):
@@ -109,15 +129,19 @@ def test_the_overview_counts_what_the_comparison_holds(filled_db, monkeypatch):
     for verdict in ("holds", "fails", "inconclusive"):
         assert mine[verdict] == sum(1 for c in expected["claims"] if c["verdict"] == verdict)
     assert mine["runs finished"] == 9  # 3 rows x 2 seeds smoke + 3 structure
+    table2 = grid[(grid["paper"] == "bulat2019") & (grid["table"] == "2")].iloc[0]
+    assert table2["cells compared"] == 1 and table2["reproduced structure"] == 1  # ref4_1stack's params_m
     assert "claims tested" in texts(app)
 
 
 def test_the_runs_page_lists_and_filters_the_runs(filled_db, monkeypatch):
     app = render("runs", filled_db.url, monkeypatch)
-    assert len(app.dataframe[0].value) == 9
+    assert len(app.dataframe[0].value) == 10
     app.multiselect(key="runs-profile").set_value(["structure"]).run()
     runs = app.dataframe[0].value
-    assert len(runs) == 3 and set(runs["profile"]) == {"structure"} and set(runs["status"]) == {"finished"}
+    assert len(runs) == 4 and set(runs["profile"]) == {"structure"} and set(runs["status"]) == {"finished"}
+    app.multiselect(key="runs-table").set_value(["2"]).run()
+    assert list(app.dataframe[0].value["row"]) == ["ref4_1stack"]
     assert all(link.startswith("http://127.0.0.1:5000/#/experiments/") for link in runs["mlflow"])
 
 
@@ -139,7 +163,7 @@ def test_the_structure_page_shows_the_measured_models(filled_db, monkeypatch):
     wide = app.dataframe[0].value.set_index("row")
     con = sqlite3.connect(filled_db.folder / "results.db")
     stored = dict(con.execute("select r.row_id, m.value from metrics m join runs r on r.id = m.run_pk "
-                              "where r.profile = 'structure' and m.name = 'size_packed_mb' and m.step is null"))
+                              "where r.profile = 'structure' and r.table_id = '1' and m.name = 'size_packed_mb' and m.step is null"))
     assert set(stored) == {"baseline", "relu", "real"}
     for row, value in stored.items():
         assert wide.loc[row, "size_packed_mb"] == value

@@ -30,6 +30,9 @@ st.caption("Mean ± std over seeds and n, per profile. Only `paper` and `structu
            "value where there is no spread (within 1%, 1-5%, over 5%).")
 shown = cells[["row", "label", "metric", "published", "reproduced", "std", "n", "delta", "delta_pct", "profile", "delta_band",
                "source"]]
+if shown["delta"].isna().all():  # only claims-judged profiles here: no cell has a delta to show
+    shown = shown.drop(columns=["delta", "delta_pct", "delta_band"])
+    st.caption("No `paper` or `structure` result in this table yet: the profiles shown are judged by the claims below.")
 number = st.column_config.NumberColumn
 st.dataframe(common.colour_bands(shown, ["delta", "delta_pct", "delta_band"]), hide_index=True, column_config={
     "published": number(format="%.2f"), "reproduced": number(format="%.2f"), "std": number(format="%.2f"),
