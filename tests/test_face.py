@@ -54,6 +54,19 @@ def test_nme_by_hand():
     assert np.isnan(none_visible["nme"])
 
 
+def test_an_invisible_landmark_with_nan_coordinates_leaves_its_face_in_the_nme():
+    truth = np.zeros((2, 21, 2))
+    pred = truth.copy()
+    pred[:, :, 0] = 1.0                  # every landmark 1 px off; face sizes 10 -> 10% each
+    truth[1, 3] = np.nan                 # face 1: landmark 3 not annotated, its coordinates NaN
+    pred[1, 5] = np.nan                  # and a prediction NaN where the landmark is invisible
+    visible = np.ones((2, 21), bool)
+    visible[1, [3, 5]] = False
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10]])
+    np.testing.assert_allclose(per_face(pred, truth, visible, boxes), [0.1, 0.1])
+    assert nme(pred, truth, visible, boxes, yaw=[0, 0])["nme"] == pytest.approx(10.0)  # both faces count
+
+
 def test_missing_aflw_is_one_line(workdir, capsys):
     assert main(["run", "--paper", "bulat2017", "--table", "9", "--profile", "paper"]) == 2
     err = capsys.readouterr().err

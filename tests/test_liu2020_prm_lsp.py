@@ -192,7 +192,8 @@ def test_lsp_rows_use_14_joints_at_pckh_0_2(workdir):
     assert targets["heatmaps"].shape[1] == 14
     model = task.build_model(config)
     scores = task.evaluate(model, val, config)
-    assert set(scores) == {f"pckh_{p}" for p in ("head", "shoulder", "elbow", "wrist", "hip", "knee", "ankle", "total")}
+    assert set(scores) == {f"pckh_{p}" for p in ("head", "shoulder", "elbow", "wrist", "hip", "knee", "ankle", "ubody", "total",
+                                                 "total_at_0.1", "auc")}
     config["model"]["n_keypoints"] = 16
     with pytest.raises(ReproError, match="n_keypoints"):
         task.finalize(config)

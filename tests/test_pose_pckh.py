@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from repro.tasks.pose.pckh import pckh, pckh_per_joint
+from repro.tasks.pose.pckh import pckh, pckh_auc, pckh_curve, pckh_per_joint
 
 # Person A: head box 30 x 40 -> diagonal 50 -> head size 30 -> 0.5 threshold = 15 px.
 # Person B: head box 60 x 80 -> diagonal 100 -> head size 60 -> 0.5 threshold = 30 px.
@@ -48,15 +48,17 @@ OFFSETS_B = {
     15: ((0, 0), 0),
 }
 
-# Hand count (correct / visible):
+# Hand count, each joint's rate (correct / visible) first; a part is the mean of its two joints' rates
+# (genTablePCK.m), ubody and total pool the instances:
 EXPECTED = {
-    "ankle": 100 * 2 / 4,     # A0 ok, A5 no, B0 ok, B5 no
-    "knee": 100 * 3 / 3,      # A4 invisible
-    "hip": 100 * 3 / 4,       # B2 wrong
-    "head": 100 * 3 / 4,      # A8 wrong
-    "wrist": 100 * 2 / 3,     # A10 wrong, B15 invisible
-    "elbow": 100 * 3 / 4,     # B11 wrong
-    "shoulder": 100 * 3 / 3,  # A13 invisible
+    "ankle": (100 * 2 / 2 + 100 * 0 / 2) / 2,   # r: A0 ok, B0 ok; l: A5 no, B5 no
+    "knee": (100 * 2 / 2 + 100 * 1 / 1) / 2,    # A4 invisible
+    "hip": (100 * 1 / 2 + 100 * 2 / 2) / 2,     # B2 wrong
+    "head": (100 * 1 / 2 + 100 * 2 / 2) / 2,    # A8 wrong
+    "wrist": (100 * 1 / 2 + 100 * 1 / 1) / 2,   # A10 wrong, B15 invisible
+    "elbow": (100 * 1 / 2 + 100 * 2 / 2) / 2,   # B11 wrong
+    "shoulder": (100 * 2 / 2 + 100 * 1 / 1) / 2,  # A13 invisible
+    "ubody": 100 * 8 / 10,                       # shoulders 3/3, elbows 3/4, wrists 2/3
     "total": 100 * 19 / 25,
 }
 
@@ -80,12 +82,40 @@ def test_hand_computed_two_people():
         assert scores[part] == pytest.approx(value), part
 
 
-def test_part_is_pooled_not_mean_of_sides():
+def test_a_part_is_the_mean_of_its_joints_rates_not_their_pooled_count():
     pred, gt, vis = make_case()
-    # r-wrist 1/2 and l-wrist 1/1 would average to 75; pooled is 2/3.
+    # r-wrist 1/2 and l-wrist 1/1 average to 75 (the official genTablePCK.m); pooled would be 2/3.
     per_joint = pckh_per_joint(pred, gt, vis, HEAD_BOXES)
     assert per_joint[10] == pytest.approx(50.0) and per_joint[15] == pytest.approx(100.0)
-    assert pckh(pred, gt, vis, HEAD_BOXES)["wrist"] == pytest.approx(200 / 3)
+    assert pckh(pred, gt, vis, HEAD_BOXES)["wrist"] == pytest.approx(75.0)
+
+
+def one_person(normalized_distances, visible=None):
+    """One person, head box 30 x 40 (head size 30), joints 0, 1, 2 ... at the given distances / head size."""
+    gt = np.zeros((1, 16, 2))
+    pred = gt.copy()
+    vis = np.zeros((1, 16), bool)
+    for joint, d in enumerate(normalized_distances):
+        pred[0, joint, 0] = 30 * d
+        vis[0, joint] = True if visible is None else visible[joint]
+    return pred, gt, vis, np.array([[0.0, 0.0, 30.0, 40.0]])
+
+
+def test_auc_and_pckh_at_0_1_by_hand():
+    # distances 0, 0.1, 0.25 and 0.6 head sizes: the total is 25 % below 0.1, 50 % from 0.1, 75 % from 0.25
+    pred, gt, vis, box = one_person([0.0, 0.1, 0.25, 0.6])
+    curve = pckh_curve(pred, gt, vis, box)
+    assert list(curve[:10]) == [25.0] * 10 and list(curve[10:25]) == [50.0] * 15 and list(curve[25:]) == [75.0] * 26
+    # trapezoids over 0:0.01:0.5 rescaled to [0, 1]: (25 * 0.09 + 37.5 * 0.01 + 50 * 0.14 + 62.5 * 0.01 + 75 * 0.25) / 0.5
+    assert pckh_auc(pred, gt, vis, box) == pytest.approx(58.0, abs=1e-12)
+    assert pckh(pred, gt, vis, box, threshold=0.1)["total"] == 50.0
+    assert pckh(pred, gt, vis, box, threshold=0.1 - 1e-9)["total"] == 25.0  # exactly at the threshold counts
+
+
+def test_a_joint_never_visible_makes_its_part_nan_but_not_the_total():
+    pred, gt, vis, box = one_person([0.0] * 16, visible=[j != 5 for j in range(16)])  # l-ankle never annotated
+    scores = pckh(pred, gt, vis, box)
+    assert math.isnan(scores["ankle"]) and scores["knee"] == 100.0 and scores["total"] == 100.0
 
 
 def test_threshold_is_inclusive():
@@ -95,8 +125,8 @@ def test_threshold_is_inclusive():
     vis = np.zeros((1, 16), bool)
     vis[0, 0] = True
     box = np.array([[0, 0, 30, 40]])
-    assert pckh(pred, gt, vis, box)["ankle"] == 100.0
-    assert pckh(pred, gt, vis, box, threshold=0.49)["ankle"] == 0.0
+    assert pckh(pred, gt, vis, box)["total"] == 100.0
+    assert pckh(pred, gt, vis, box, threshold=0.49)["total"] == 0.0
 
 
 def test_invisible_and_pelvis_thorax_do_not_matter():

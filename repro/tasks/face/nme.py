@@ -21,7 +21,8 @@ def per_face(pred, truth, visible, boxes) -> np.ndarray:
     errors = np.linalg.norm(pred - truth, axis=-1)
     counts = visible.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(counts > 0, (errors * visible).sum(1) / counts, np.nan)
+        # where(), not errors * visible: an invisible landmark's coordinates may be NaN, and NaN * 0 is NaN
+        mean = np.where(counts > 0, np.where(visible, errors, 0.0).sum(1) / counts, np.nan)
     return mean / face_sizes(boxes)
 
 

@@ -12,7 +12,9 @@ from ..common import check_name, data_root
 from ..keypoints import HeatmapTask, KeypointSplit, profile_assumptions
 from . import synthetic
 from .joints import JOINT_SETS, JointSet
-from .pckh import pckh
+from .pckh import pckh, pckh_auc
+
+STRICT_TOTAL = "pckh_total_at_0.1"  # PCKh@0.1, which later pose papers print beside the AUC
 
 
 @TASKS.register("pose")
@@ -20,7 +22,8 @@ class PoseTask(HeatmapTask):
     """Keypoints are the joints of ``data.joints`` (mpii or lsp); a split's boxes are head boxes."""
 
     name = "pose"
-    metrics = ("pckh_total", "pckh_head", "pckh_shoulder", "pckh_elbow", "pckh_wrist", "pckh_hip", "pckh_knee", "pckh_ankle")
+    metrics = ("pckh_total", "pckh_head", "pckh_shoulder", "pckh_elbow", "pckh_wrist", "pckh_hip", "pckh_knee", "pckh_ankle",
+               "pckh_ubody", STRICT_TOTAL, "pckh_auc")
     synthetic_data = synthetic
 
     defaults = copy.deepcopy(HeatmapTask.defaults)
@@ -75,6 +78,10 @@ class PoseTask(HeatmapTask):
         )
 
     def evaluate(self, model: torch.nn.Module, split: KeypointSplit, config: dict) -> dict[str, float]:
-        scores = pckh(self.predict(model, split, config), split.keypoints, split.visible, split.boxes,
-                      threshold=config["eval"]["pckh_threshold"], parts=self.joint_set(config).parts)
-        return {f"pckh_{part}": float(value) for part, value in scores.items() if not isinstance(value, dict)}
+        predicted, parts = self.predict(model, split, config), self.joint_set(config).parts
+        truth = (split.keypoints, split.visible, split.boxes)
+        scores = {f"pckh_{part}": value for part, value in
+                  pckh(predicted, *truth, threshold=config["eval"]["pckh_threshold"], parts=parts).items()}
+        scores[STRICT_TOTAL] = pckh(predicted, *truth, threshold=0.1, parts=parts)["total"]
+        scores["pckh_auc"] = pckh_auc(predicted, *truth, parts=parts)
+        return scores

@@ -1,20 +1,24 @@
-"""PCKh following the official MPII evaluation protocol.
-
-Protocol implemented here (the one of the MPII benchmark's own evaluation code):
+"""PCKh following the official MPII evaluation code (``evaluatePCKh.m``, ``computePCK.m``,
+``genTablePCK.m``, ``area_under_curve.m`` of the benchmark's evalMPII toolkit):
 
 * head size = 0.6 * diagonal of the annotated head box;
 * a joint is correct when ``distance(pred, gt) / head_size <= threshold``
   (inclusive), threshold 0.5 for PCKh@0.5;
-* only visible (annotated) joints count;
+* only visible (annotated) joints count: a joint's rate is its correct instances over its
+  visible ones;
 * pelvis (6) and thorax (7) are never scored;
-* a part score pools the left and right joints: correct instances over visible
-  instances of both sides together; ``head`` pools upper neck (8) and head top (9);
-* ``total`` pools all visible instances of the remaining 14 joints.
+* a part's score is the MEAN OF ITS TWO JOINTS' RATES (``genTablePCK.m``), e.g. shoulder =
+  (r-shoulder + l-shoulder) / 2, head = (upper neck + head top) / 2; a joint with no visible
+  instance makes its part NaN, as MATLAB's mean does;
+* ``ubody`` pools every visible instance of the wrists, elbows and shoulders, and ``total``
+  every visible instance of the 14 scored joints (``computePCK.m``'s last two columns);
+* the AUC is the area under the total's curve over thresholds 0:0.01:0.5 rescaled to [0, 1]
+  (``area_under_curve(scale01(range), pck(:, end))``), in percent: the official integrates the
+  curve's linear interpolant (quadgk), whose exact value is the trapezoidal sum used here.
 
-Common ports differ in small ways that move numbers by a few tenths of a
-point: a strict ``<``, averaging per-joint rates instead of pooling counts, or
-scoring ``head`` with the head top only. Scores from those ports are therefore
-not exactly comparable with the ones computed here.
+Common ports differ in ways that move numbers by a few tenths of a point: a strict ``<``,
+parts pooled over both joints' instances instead of averaged, or ``head`` scored with the head
+top only. Scores from those ports are not exactly comparable with the ones computed here.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 HEAD_SIZE_FACTOR = 0.6
+AUC_THRESHOLDS = np.arange(51) / 100  # 0:0.01:0.5, evaluatePCKh.m's range
+UPPER_BODY = ("shoulder", "elbow", "wrist")
 
 # Part name -> MPII joint indices pooled into that part.
 PARTS = {
@@ -75,16 +81,40 @@ def _rate(correct: np.ndarray, vis: np.ndarray, joints) -> float:
 
 
 def pckh(pred, gt, visible, head_boxes, threshold: float = 0.5, parts=None) -> dict[str, float]:
-    """PCKh per part and in total, in percent (NaN for a part with no visible joint).
+    """PCKh per part, of the upper body and in total, in percent (NaN where nothing is visible).
 
     pred, gt: [N, J, 2]; visible: [N, J]; head_boxes: [N, 4] as x1, y1, x2, y2. ``parts``: part ->
-    joint indices (default MPII's 16-joint ``PARTS``); Total pools every joint of every part.
+    joint indices (default MPII's 16-joint ``PARTS``); a part is the mean of its joints' rates,
+    ``ubody`` pools the shoulders, elbows and wrists, ``total`` every joint of every part.
     """
     parts = PARTS if parts is None else parts
     correct, vis = joint_correct(pred, gt, visible, head_boxes, threshold)
-    scores = {part: _rate(correct, vis, joints) for part, joints in parts.items()}
+    rates = {j: _rate(correct, vis, [j]) for joints in parts.values() for j in joints}
+    scores = {part: float(np.mean([rates[j] for j in joints])) for part, joints in parts.items()}
+    if all(part in parts for part in UPPER_BODY):
+        scores["ubody"] = _rate(correct, vis, sorted(j for part in UPPER_BODY for j in parts[part]))
     scores["total"] = _rate(correct, vis, sorted(j for joints in parts.values() for j in joints))
     return scores
+
+
+def pckh_curve(pred, gt, visible, head_boxes, thresholds=AUC_THRESHOLDS, parts=None) -> np.ndarray:
+    """Total PCKh (percent) at each threshold: the curve the AUC integrates."""
+    parts = PARTS if parts is None else parts
+    scored = sorted(j for joints in parts.values() for j in joints)
+    pred, gt = _as_numpy(pred, np.float64)[:, scored], _as_numpy(gt, np.float64)[:, scored]
+    vis = _as_numpy(visible, np.float64)[:, scored] > 0
+    normalized = (np.linalg.norm(pred - gt, axis=-1) / head_sizes(head_boxes)[:, None])[vis]
+    if normalized.size == 0:
+        return np.full(len(thresholds), np.nan)
+    return 100.0 * (normalized[:, None] <= np.asarray(thresholds, np.float64)[None, :]).mean(0)
+
+
+def pckh_auc(pred, gt, visible, head_boxes, thresholds=AUC_THRESHOLDS, parts=None) -> float:
+    """Area under the total PCKh curve over ``thresholds`` rescaled to [0, 1], in percent."""
+    thresholds = np.asarray(thresholds, np.float64)
+    curve = pckh_curve(pred, gt, visible, head_boxes, thresholds, parts)
+    x = (thresholds - thresholds.min()) / (thresholds.max() - thresholds.min())  # scale01
+    return float(np.trapezoid(curve, x))
 
 
 def pckh_per_joint(pred, gt, visible, head_boxes, threshold: float = 0.5) -> np.ndarray:
