@@ -1,6 +1,7 @@
 """The dashboard under Streamlit's AppTest: every page renders on a missing, an empty, a filled and a corrupt
 database, and shows the numbers `repro compare --format json` prints (the browser tests: test_dashboard_browser.py)."""
 import json
+import socket
 import sqlite3
 import statistics
 from pathlib import Path
@@ -189,3 +190,35 @@ def test_the_render_benchmark_prints_its_figures(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["runs"] == 40 and result["tables"] == 27 and result["renders"] == 1
     assert result["first_render_s"] > 0 and result["render_s_median"] > 0 and result["cpu"]
+
+
+# --- PostgreSQL (a real server: jobs/testbed/postgres.sh) ---
+
+def test_every_page_on_postgresql_shows_what_repro_compare_prints(fresh_postgres_db, monkeypatch, tmp_path, cli):
+    monkeypatch.chdir(tmp_path)
+    for var in ("REPRO_HOME", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(var, raising=False)
+    code, _, err = cli("run", "--paper", "bulat2019", "--table", "2", "--rows", "ref4_1stack,ref4_2stack", "--profile",
+                       "structure", "--executor", "debug", "--quiet", "--db", fresh_postgres_db)
+    assert code == 0, err
+    code, out, _ = cli("compare", "--paper", "bulat2019", "--table", "2", "--format", "json", "--db", fresh_postgres_db)
+    expected = [c for c in json.loads(out)["cells"] if c["profile"] == "structure"]
+    assert len(expected) == 2
+    for page in PAGES:
+        app = render(page, fresh_postgres_db, monkeypatch, {"paper": "bulat2019", "table": "2"})
+        assert not app.error, page
+    app = render("table", fresh_postgres_db, monkeypatch, {"paper": "bulat2019", "table": "2"})
+    shown = app.dataframe[0].value
+    shown = shown[shown["profile"] == "structure"]
+    assert list(shown["reproduced"]) == [c["reproduced"] for c in expected]
+    assert list(shown["delta"]) == [c["delta"] for c in expected]
+
+
+def test_a_server_that_does_not_answer_is_one_line_without_its_password(monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = render("runs", f"postgresql+psycopg://someone:s3cret@127.0.0.1:{port}/results", monkeypatch)
+    [error] = app.error
+    assert error.value.startswith("repro: error: database 'postgresql+psycopg://someone:***@127.0.0.1") and "\n" not in error.value
+    assert "s3cret" not in error.value and "start the server or check the URL" in error.value
