@@ -75,19 +75,26 @@ def timed_renders(db_url: str, renders: int) -> tuple[float, list[float]]:
     visit): the first after start-up, then ``renders`` more."""
     from streamlit.testing.v1 import AppTest
 
-    os.environ["REPRO_DB"] = db_url
-    app = AppTest.from_file(str(APP), default_timeout=300)
-    app.switch_page("views/kernels.py")
-    app.run()  # Streamlit's own start-up (a server pays it once, at launch)
-    app.switch_page("views/table.py")
-    app.query_params.update({"paper": PAPER, "table": TABLE})
-    seconds = []
-    for _ in range(renders + 1):
-        started = time.perf_counter()
-        app.run()
-        seconds.append(time.perf_counter() - started)
-        if app.exception:
-            raise SystemExit(f"the table page failed: {app.exception[0].message}")
+    before = os.environ.get("REPRO_DB")
+    os.environ["REPRO_DB"] = db_url  # the app reads it; put back after, so nothing later inherits a removed database
+    try:
+        app = AppTest.from_file(str(APP), default_timeout=300)
+        app.switch_page("views/kernels.py")
+        app.run()  # Streamlit's own start-up (a server pays it once, at launch)
+        app.switch_page("views/table.py")
+        app.query_params.update({"paper": PAPER, "table": TABLE})
+        seconds = []
+        for _ in range(renders + 1):
+            started = time.perf_counter()
+            app.run()
+            seconds.append(time.perf_counter() - started)
+            if app.exception:
+                raise SystemExit(f"the table page failed: {app.exception[0].message}")
+    finally:
+        if before is None:
+            os.environ.pop("REPRO_DB", None)
+        else:
+            os.environ["REPRO_DB"] = before
     return seconds[0], seconds[1:]
 
 

@@ -1,6 +1,7 @@
 """The dashboard under Streamlit's AppTest: every page renders on a missing, an empty, a filled and a corrupt
 database, and shows the numbers `repro compare --format json` prints (the browser tests: test_dashboard_browser.py)."""
 import json
+import os
 import socket
 import sqlite3
 import statistics
@@ -183,10 +184,12 @@ def test_the_kernels_page_shows_the_stored_benchmarks_and_the_papers_claims(fill
     assert app.get("vega_lite_chart") or app.get("arrow_vega_lite_chart")
 
 
-def test_the_render_benchmark_prints_its_figures(capsys):
+def test_the_render_benchmark_prints_its_figures(capsys, monkeypatch):
     from repro_dashboard import bench
 
+    monkeypatch.delenv("REPRO_DB", raising=False)
     bench.main(["--runs", "40", "--renders", "1", "--format", "json"])
+    assert "REPRO_DB" not in os.environ  # its temporary database is not left to what runs next
     result = json.loads(capsys.readouterr().out)
     assert result["runs"] == 40 and result["tables"] == 27 and result["renders"] == 1
     assert result["first_render_s"] > 0 and result["render_s_median"] > 0 and result["cpu"]
