@@ -1,4 +1,4 @@
-"""The ``repro`` command: list, run, compare, status, export, kernels.
+"""The ``repro`` command: list, run, compare, status, export, data, db, kernels.
 
 Every user mistake ends in one line ``repro: error: ...`` and exit status 2, before the
 database is touched. The choices offered (profiles, executors, formats) come from the core's
@@ -118,6 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(handler=cmd_db_stress)
 
+    data = sub.add_parser("data", help="the real datasets: what is in place, and how fast the data path is")
+    dsub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    p = dsub.add_parser("check", help="each dataset: what was found and where, its counts against the official ones, "
+                                      "what is missing and where to put it")
+    p.add_argument("--dataset", help="only this dataset (default: every one the tasks read)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=cmd_data_check)
+    p = dsub.add_parser("bench", help="pose training samples a second (decode, crop, augment, heatmaps) per core, "
+                                      "from MPII-format files it writes")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes (default: the CPUs this process may use)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=cmd_data_bench)
+
     kernels = sub.add_parser("kernels", help="binary XNOR-popcount kernels: benchmarks and stored results")
     ksub = kernels.add_subparsers(dest="kernels_command", required=True, parser_class=_Parser)
     p = ksub.add_parser("bench", help="binary GEMM / conv vs float32 BLAS at the papers' layer shapes")
@@ -189,6 +202,42 @@ def cmd_db_stress(args) -> int:
               f"writers that failed: {result['failed_writers']}")
     bad = result["lost"] or result["duplicated"] or result["claimed_twice"] or result["runs_lost"] or result["failed_writers"]
     return 1 if bad else 0
+
+
+def cmd_data_check(args) -> int:
+    """Exit status 0 when every dataset checked is in place (counts that differ are reported, not
+    fatal), 1 when one is missing something."""
+    from . import datasets
+
+    names = [args.dataset] if args.dataset else datasets.names()
+    reports = [datasets.check(name) for name in names]
+    if args.format == "json":
+        print(json.dumps([{"name": r.name, "where": str(r.where), "usable": r.usable, "complete": r.complete,
+                           "found": r.found, "counts": [{"what": w, "found": f, "official": o} for w, f, o in r.counts],
+                           "missing": r.missing, "notes": r.notes, "source": r.source} for r in reports], indent=2))
+    else:
+        print(f"data folder: {datasets.data_root().resolve()} (REPRO_DATA_DIR)")
+        for report in reports:
+            print("\n".join(report.lines()))
+    return 0 if all(r.usable for r in reports) else 1
+
+
+def cmd_data_bench(args) -> None:
+    from .tasks.pose import bench
+
+    if args.workers is not None:
+        _check_positive("workers", args.workers)
+    result = bench.run(workers=args.workers)
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+        return
+    print(f"pose data path on {result['cpu_model']}: {result['image']} -> {result['input_size']}x{result['input_size']} "
+          f"crops + {result['heatmap_size']}x{result['heatmap_size']} heatmaps, batch {result['batch_size']}, "
+          f"augment {result['augment']}")
+    print(f"  {result['workers']} worker(s): {result['samples_per_s']:.1f} samples/s; "
+          f"{result['samples_per_s_per_core']:.1f} samples/s per core (samples per CPU-second of all processes)")
+    print(f"  one process, one thread: {result['single_process_samples_per_s']:.1f} samples/s "
+          f"(decoding one whole image alone: {result['full_decode_ms']:.2f} ms)")
 
 
 def cmd_kernels_bench(args) -> None:

@@ -5,13 +5,20 @@ from the epoch's draw and the batch's index, for its augmentation. So batch ``b`
 the same whether the epoch ran from its start or resumed at ``b`` after an interruption, with no
 generator state to carry. A task builds one batch from the indices it is given
 (``Task.batch``).
+
+A split that reads its images from files (``decoded_in_workers``) is batched in DataLoader
+worker processes, one batch a worker, in the same order and with the same generators: the
+batches are identical with 0 or N workers. ``REPRO_DATA_WORKERS`` sets N (default: the CPUs
+this process may use).
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 
 def batch_count(size: int, batch_size: int, train: bool) -> int:
@@ -32,7 +39,38 @@ def batches(task, split, config: dict, seed: int | None = None, train: bool = Tr
         base = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
     else:
         order = torch.arange(size)
-    for index in range(start, batch_count(size, batch_size, train)):
-        chosen = order[index * batch_size:(index + 1) * batch_size]
-        generator = torch.Generator().manual_seed(base + index) if train else None
-        yield task.batch(split, chosen, config, generator, train)
+    jobs = [(order[index * batch_size:(index + 1) * batch_size], base + index if train else None)
+            for index in range(start, batch_count(size, batch_size, train))]
+    build = BatchBuilder(task, split, config, train)
+    workers = data_workers() if getattr(split, "decoded_in_workers", False) else 0
+    if workers == 0 or len(jobs) < 2:
+        yield from (build[job] for job in jobs)
+        return
+    yield from DataLoader(build, batch_size=None, sampler=jobs, num_workers=min(workers, len(jobs)),
+                          worker_init_fn=_one_thread, prefetch_factor=2)
+
+
+class BatchBuilder(Dataset):
+    """Batch ``(indices, seed)`` of a split: what one worker builds."""
+
+    def __init__(self, task, split, config: dict, train: bool):
+        self.task, self.split, self.config, self.train = task, split, config, train
+
+    def __getitem__(self, job: tuple[torch.Tensor, int | None]):
+        indices, seed = job
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return self.task.batch(self.split, indices, self.config, generator, self.train)
+
+
+def data_workers() -> int:
+    value = os.environ.get("REPRO_DATA_WORKERS")
+    if value is None:
+        return len(os.sched_getaffinity(0))
+    if not value.isdigit():
+        from .errors import ReproError
+        raise ReproError(f"REPRO_DATA_WORKERS must be a number of processes (0: batches in the training process), got {value!r}")
+    return int(value)
+
+
+def _one_thread(_worker: int) -> None:
+    torch.set_num_threads(1)  # the workers are the parallelism

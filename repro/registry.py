@@ -66,4 +66,5 @@ REPARAMS = Registry("reparam")
 TASKS = Registry("task")            # Task class (repro/tasks/base.py: the Task protocol)
 OPTIMIZERS = Registry("optimizer")  # factory(params, train: dict) -> torch.optim.Optimizer
 RECIPES = Registry("recipe")        # Recipe(options, context), named by its key under ``train`` (repro/recipes.py)
+DATASETS = Registry("dataset")      # check(root) -> repro.datasets.DataReport, for `repro data check`
 EXECUTORS = Registry("executor")    # factory(folder, **options) -> a submitit executor (repro/runner.py)

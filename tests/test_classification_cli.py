@@ -38,7 +38,7 @@ def test_paper_profile_without_data_is_a_one_line_error(workdir, capsys):
     code = main(["run", "--paper", "liu2020", "--table", "9", "--rows", "resnet56_cifar10", "--profile", "paper",
                  "--executor", "debug"])
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("repro: error: cifar10 not found at") and len(err.strip().splitlines()) == 1
+    assert code == 2 and err.startswith("repro: error: cifar10 is not ready: data_batch_1") and len(err.strip().splitlines()) == 1
 
 
 def test_structure_of_table9_against_the_published_counts(workdir, capsys):

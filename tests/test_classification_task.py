@@ -56,7 +56,7 @@ def test_cifar_reader_on_fake_pickles(tmp_path, monkeypatch, name, n_train):
 
 def test_missing_cifar_is_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path))
-    with pytest.raises(ReproError, match=r"cifar100 not found at .*cifar-100-python.*--profile proxy"):
+    with pytest.raises(ReproError, match=r"cifar100 is not ready: .*cifar-100-python.*--profile proxy"):
         TASK.check_data(table9_config(row="resnet56_cifar100"))
 
 
@@ -99,7 +99,7 @@ def test_missing_imagenet_is_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path))
     table = get_paper("bulat2019").table("4")
     config = resolve(table, table.row("xnor_resnet18"), "paper", 0).config
-    with pytest.raises(ReproError, match=r"imagenet not found at .*train/<class>/"):
+    with pytest.raises(ReproError, match=r"imagenet is not ready: .*train/<class>/"):
         TASK.check_data(config)
 
 

@@ -95,7 +95,7 @@ BAD_INPUTS = [
     (["run", "--paper", "bulat2019", "--table", "1", "--profile", "huge"], "invalid choice: 'huge'"),
     (["run", "--paper", "bulat2019", "--table", "1", "--executor", "cloud"], "invalid choice: 'cloud'"),
     (["run", "--paper", "bulat2019", "--table", "1", "--seeds", "0"], "--seeds must be at least 1"),
-    (["run", "--paper", "bulat2019", "--table", "1", "--profile", "paper"], "MPII not found"),
+    (["run", "--paper", "bulat2019", "--table", "1", "--profile", "paper"], "mpii is not ready: images/: put"),
     (["run", "--paper", "bulat2019", "--table", "1", "--db", "nosuchdb://x"], "database"),
     (["compare", "--paper", "nope"], "unknown paper 'nope'"),
     (["compare", "--format", "xml"], "invalid choice: 'xml'"),

@@ -70,5 +70,5 @@ def test_an_invisible_landmark_with_nan_coordinates_leaves_its_face_in_the_nme()
 def test_missing_aflw_is_one_line(workdir, capsys):
     assert main(["run", "--paper", "bulat2017", "--table", "9", "--profile", "paper"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("repro: error: AFLW not found") and err.count("\n") == 1
+    assert err.startswith("repro: error: aflw is not ready: aflw.sqlite: put") and err.count("\n") == 1
     assert not (workdir / "results.db").exists()

@@ -202,7 +202,7 @@ def test_lsp_rows_use_14_joints_at_pckh_0_2(workdir):
 def test_lsp_paper_profile_names_the_missing_data(workdir, capsys):
     assert main(["run", "--paper", "liu2020", "--table", "7", "--rows", "prm", "--profile", "paper", "--executor", "debug"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("repro: error: LSP / LSPET not found") and "lspet" in err and "\n" not in err
+    assert err.startswith("repro: error: lsp is not ready: joints.mat: put") and "\n" not in err
 
 
 # --- smoke and structure through the CLI ----------------------------------------------------------

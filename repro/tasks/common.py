@@ -2,12 +2,10 @@
 config (ConvSpec -> registered model -> optional re-parametrization)."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 
 from .. import optim, recipes  # noqa: F401  (register the built-in optimizers and recipes)
+from ..datasets import data_root  # noqa: F401  (the tasks' one data folder)
 from ..errors import ReproError
 from ..nn import ConvSpec, build_model
 from ..nn.quantizers import WEIGHT_SCALES
@@ -53,7 +51,3 @@ def build_network(config: dict, model_options: dict) -> torch.nn.Module:
     """``model_options`` (with its ``name``) built with the config's ConvSpec, then re-parametrized."""
     options = dict(model_options)
     return apply_reparam(build_model(options.pop("name"), conv=conv_spec(config), **options), config.get("reparam"))
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("REPRO_DATA_DIR", "data"))

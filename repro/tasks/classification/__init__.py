@@ -7,12 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from ...data import batches
+from ...datasets import require
 from ...errors import ReproError
 from ...nn.structure import measure
 from ...registry import BLOCKS, MODELS, TASKS
 from ..common import build_network, check_name, check_network, data_root
 from . import digits
-from .datasets import CIFAR, ArraySplit, FolderSplit, cifar_missing, decode, folder_classes, load_cifar, load_folder
+from .datasets import ArraySplit, FolderSplit, decode, folder_classes, load_cifar, load_folder
 
 # Dataset name -> kind, number of classes (None: must be given as data.classes), native image size.
 DATASETS = {
@@ -27,6 +28,7 @@ NORMALIZE = {"folder": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
              "cifar": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
              "digits": ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))}
 TOPK = (1, 5)
+DATASETS_CHECKED = ("cifar10", "cifar100", "imagenet")  # `repro data check` knows their official counts
 
 
 @TASKS.register("classification")
@@ -118,13 +120,8 @@ class ClassificationTask:
                 import sklearn.datasets  # noqa: F401
             except ImportError:
                 raise ReproError("the digits proxy needs scikit-learn: pip install scikit-learn") from None
-        elif kind == "cifar":
-            missing = cifar_missing(root, name)
-            if missing:
-                folder = root / CIFAR[name]["folder"]
-                raise ReproError(f"{name} not found at {folder} (missing {', '.join(missing)}): download the python "
-                                 f"version from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it in {root} "
-                                 f"(or set REPRO_DATA_DIR), or use --profile proxy")
+        elif name in DATASETS_CHECKED:
+            require(name)
         else:
             train_classes = folder_classes(root / name / "train")
             if not train_classes or not (root / name / "val").is_dir():

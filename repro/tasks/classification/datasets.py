@@ -13,7 +13,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ...datasets import DataReport
 from ...errors import ReproError
+from ...registry import DATASETS
 
 CIFAR = {
     "cifar10": {"folder": "cifar-10-batches-py", "train": [f"data_batch_{i}" for i in range(1, 6)],
@@ -95,3 +97,66 @@ def decode(path: Path, resize: int | None, crop: int, offset: tuple[float, float
         left, top = round(fx * (w - crop)), round(fy * (h - crop))
         array = np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+CIFAR_COUNTS = {"train": 50000, "val": 10000}
+IMAGENET_COUNTS = {"classes": 1000, "train": 1281167, "val": 50000}
+SOURCES = {"cifar10": "https://www.cs.toronto.edu/~kriz/cifar.html (CIFAR-10 python version)",
+           "cifar100": "https://www.cs.toronto.edu/~kriz/cifar.html (CIFAR-100 python version)",
+           "imagenet": "https://image-net.org (ILSVRC2012 train and validation images)"}
+
+
+def _check_cifar(data: Path, name: str) -> DataReport:
+    folder = data / CIFAR[name]["folder"]
+    report = DataReport(name, folder, SOURCES[name])
+    missing = cifar_missing(data, name)
+    if missing:
+        report.missing.append(f"{', '.join(missing)}: unpack the python version's archive in {data} (they go in {folder})")
+        return report
+    for split in ("train", "val"):
+        try:
+            count = len(load_cifar(data, name, split))
+        except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
+            report.missing.append(f"{folder}: a {split} file cannot be read ({type(exc).__name__}): unpack the archive again")
+            return report
+        report.counts.append((f"{split} images", count, CIFAR_COUNTS[split]))
+    report.found.append(f"{folder}: {', '.join(CIFAR[name]['train'] + CIFAR[name]['val'])}")
+    return report
+
+
+@DATASETS.register("cifar10")
+def check_cifar10(data: Path) -> DataReport:
+    return _check_cifar(data, "cifar10")
+
+
+@DATASETS.register("cifar100")
+def check_cifar100(data: Path) -> DataReport:
+    return _check_cifar(data, "cifar100")
+
+
+@DATASETS.register("imagenet")
+def check_imagenet(data: Path) -> DataReport:
+    return _check_folders(data, "imagenet", IMAGENET_COUNTS)
+
+
+@DATASETS.register("imagenet_subset")
+def check_imagenet_subset(data: Path) -> DataReport:
+    """A subset of ImageNet's classes (liu2020 Table 9): no official counts."""
+    return _check_folders(data, "imagenet_subset", {})
+
+
+def _check_folders(data: Path, name: str, official: dict[str, int]) -> DataReport:
+    root = data / name
+    report = DataReport(name, root, SOURCES["imagenet"])
+    for split in ("train", "val"):
+        classes = folder_classes(root / split)
+        if not classes:
+            report.missing.append(f"{split}/: put the {split} images in {root / split}/<class>/ (one folder per class)")
+            continue
+        count = sum(1 for c in classes for p in (root / split / c).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        report.counts += [(f"{split} classes", len(classes), official.get("classes")),
+                          (f"{split} images", count, official.get(split))]
+        report.found.append(f"{root / split}: {count} images in {len(classes)} class folders")
+    if not report.missing and folder_classes(root / "train") != folder_classes(root / "val"):
+        report.missing.append(f"{root / 'val'}: its class folders differ from train/'s: sort the validation images into the same classes")
+    return report

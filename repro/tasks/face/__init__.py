@@ -8,11 +8,13 @@ from dataclasses import dataclass
 
 import torch
 
+from ...datasets import require
 from ...errors import ReproError
 from ...registry import TASKS
 from ..common import check_name, data_root
 from ..keypoints import HeatmapTask, KeypointSplit, profile_assumptions
-from . import synthetic
+from ..keypoints.files import KeypointFiles
+from . import aflw, synthetic
 from .landmarks import FLIP_PAIRS, LANDMARK_NAMES
 from .nme import nme
 
@@ -39,6 +41,10 @@ class FaceAlignmentTask(HeatmapTask):
     profile_assumptions = profile_assumptions("1000 synthetic faces (AFLW's 21 landmarks, yaw uniform in +-90 degrees, "
                                               "self-occluded landmarks invisible)")
 
+    assumptions = {**HeatmapTask.assumptions,
+                   "data.name": "AFLW crop: the face rectangle's centre, side 200 x (w + h) / 195 px (Bulat's face-alignment "
+                                "convention); a landmark without a row in FeatureCoords is not labelled"}
+
     def n_keypoints(self, config: dict) -> int:
         return len(LANDMARK_NAMES)
 
@@ -53,16 +59,17 @@ class FaceAlignmentTask(HeatmapTask):
             raise ReproError(f"eval.yaw_bins must be a list of [low, high] degree ranges within [0, 90], got {bins!r}")
 
     def check_data(self, config: dict) -> None:
-        name = config["data"]["name"]
-        if name == "synthetic_faces":
-            return
-        if name == "aflw":
-            root = data_root() / "aflw"
-            if not root.is_dir():
-                raise ReproError(f"AFLW not found at {root}: request it from its authors (Koestinger et al. 2011, TU Graz) "
-                                 f"and put it in {root} with the test split of [23] (or set REPRO_DATA_DIR), or use --profile proxy")
-            raise ReproError(f"AFLW found at {root}, but the AFLW loader is not implemented yet: use --profile proxy")
-        raise ReproError(f"unknown face dataset '{name}': use synthetic_faces or aflw")
+        check_name(config["data"]["name"], ("synthetic_faces", "aflw"), "data.name")
+        if config["data"]["name"] == "aflw":
+            require("aflw")
+
+    def read_files(self, config: dict) -> tuple[KeypointFiles, KeypointFiles] | None:
+        """AFLW's training faces and its test set (aflw.py: the list given, or 1000 images drawn with ``data.seed``)."""
+        data = config["data"]
+        if data["name"] == "synthetic_faces":
+            return None
+        root = data_root() / "aflw"
+        return aflw.load(root, "train", data["seed"]), aflw.load(root, "test", data["seed"])
 
     def split(self, arrays: dict, config: dict) -> FaceSplit:
         return FaceSplit(

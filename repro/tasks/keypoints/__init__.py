@@ -18,6 +18,7 @@ from ...paths import cache_dir
 from ...registry import BLOCKS
 from ..common import build_network, check_name, check_network, conv_spec
 from .augment import augment_batch
+from .files import KeypointFiles
 from .heatmaps import decode_heatmaps, flip_heatmaps, render_heatmaps
 
 HEATMAP_STRIDE = 4  # stem conv stride 2 + one 2x2 max-pool (Newell)
@@ -116,9 +117,16 @@ class HeatmapTask:
                 raise ReproError(f"model.size_ratio.{key}: expected features or depth with a ratio in (0, 1], got {value!r}")
 
     # --- data ---------------------------------------------------------------------------------
-    def load_data(self, config: dict) -> tuple[KeypointSplit, KeypointSplit]:
+    def read_files(self, config: dict) -> tuple[KeypointFiles, KeypointFiles] | None:
+        """(train, validation) of a real dataset read from its files; None for the synthetic one."""
+        return None
+
+    def load_data(self, config: dict) -> tuple[KeypointSplit | KeypointFiles, KeypointSplit | KeypointFiles]:
         self.check_data(config)
         data = config["data"]
+        files = self.read_files(config)
+        if files is not None:
+            return tuple(_subset(split, n, data["seed"] + k) for k, (split, n) in enumerate(zip(files, (data["n_train"], data["n_val"]))))
         size, seed, cache = data["input_size"], data["seed"], cache_dir() / data["name"]
         train = self.synthetic_data.load_or_generate(data["n_train"], size, seed, cache)
         val = self.synthetic_data.load_or_generate(data["n_val"], size, seed + 10_000, cache)  # other samples
@@ -128,13 +136,19 @@ class HeatmapTask:
               train: bool = True) -> tuple[torch.Tensor, dict]:
         """(images, targets) of the examples ``idx``; a training batch augmented by ``generator``."""
         aug = config["data"]["augment"]
-        images = split.images[idx].float() / 255.0
-        keypoints, visible, boxes = split.keypoints[idx], split.visible[idx], split.boxes[idx]
-        if train and (aug["flip"] or aug["scale"] or aug["rotate"]):
-            images, keypoints, visible, boxes = augment_batch(
-                images, keypoints, visible, boxes, generator, flip=aug["flip"],
-                scale=tuple(aug["scale"]) if aug["scale"] else (1.0, 1.0), rotate=aug["rotate"] or 0.0,
-                flip_pairs=self.flip_pairs(config))
+        if isinstance(split, KeypointFiles):  # decoded, cropped and augmented per image (in a DataLoader worker)
+            images, keypoints, visible, boxes = split.batch(idx, config["data"]["input_size"], generator if train else None,
+                                                            aug, self.flip_pairs(config))
+        else:
+            images = split.images[idx].float() / 255.0
+            keypoints, visible, boxes = split.keypoints[idx], split.visible[idx], split.boxes[idx]
+            if train and (aug["flip"] or aug["scale"] or aug["rotate"]):
+                images, keypoints, visible, boxes = augment_batch(
+                    images, keypoints, visible, boxes, generator, flip=aug["flip"],
+                    scale=tuple(aug["scale"]) if aug["scale"] else (1.0, 1.0), rotate=aug["rotate"] or 0.0,
+                    flip_pairs=self.flip_pairs(config))
+        if train and aug.get("color_noise"):
+            images = colour_noise(images, generator)
         heatmaps = render_heatmaps(keypoints, visible, config["data"]["heatmap_size"], HEATMAP_STRIDE, config["data"]["sigma"])
         return images, {"heatmaps": heatmaps, "keypoints": keypoints, "visible": visible, "boxes": boxes}
 
@@ -182,6 +196,20 @@ class HeatmapTask:
             coords, _ = decode_heatmaps(heatmaps, HEATMAP_STRIDE)
             preds.append(coords)
         return torch.cat(preds)
+
+
+def colour_noise(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each channel of each image scaled by a factor drawn from U(0.8, 1.2), clipped to [0, 1]
+    (Newell's pose-hg-train colour augmentation)."""
+    factors = 0.8 + 0.4 * torch.rand(images.shape[0], images.shape[1], 1, 1, generator=generator)
+    return (images * factors).clamp_(0.0, 1.0)
+
+
+def _subset(split: KeypointFiles, n: int | None, seed: int) -> KeypointFiles:
+    """A seeded random subset of ``n`` examples (None or n >= len: the whole split)."""
+    if n is None or n >= len(split):
+        return split
+    return split.take(torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n].sort().values)
 
 
 def sized(model: dict) -> dict:

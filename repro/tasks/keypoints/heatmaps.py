@@ -52,7 +52,7 @@ def render_heatmaps(keypoints, visible, heatmap_size, stride: float, sigma: floa
     ys = torch.arange(h, dtype=torch.float32, device=keypoints.device)
     dx2 = (xs.view(1, 1, 1, w) - centre[..., 0, None, None]) ** 2  # [B, J, 1, w]
     dy2 = (ys.view(1, 1, h, 1) - centre[..., 1, None, None]) ** 2  # [B, J, h, 1]
-    maps = torch.exp(-(dx2 + dy2) / (2.0 * sigma**2))
+    maps = torch.exp(-dy2 / (2.0 * sigma**2)) * torch.exp(-dx2 / (2.0 * sigma**2))  # separable: h + w exps, not h * w
     inside = (
         (centre[..., 0] >= -0.5) & (centre[..., 0] <= w - 0.5)
         & (centre[..., 1] >= -0.5) & (centre[..., 1] <= h - 0.5)

@@ -50,10 +50,22 @@ def _as_numpy(x, dtype) -> np.ndarray:
 
 
 def head_sizes(head_boxes) -> np.ndarray:
-    """0.6 * diagonal of each (x1, y1, x2, y2) head box, shape [N]."""
+    """0.6 * diagonal of each (x1, y1, x2, y2) head box, shape [N]. Every function here takes
+    either head boxes [N, 4] or the normalizing sizes [N] themselves (e.g. torso sizes for
+    LSP's PCK, ``torso_sizes``)."""
     boxes = _as_numpy(head_boxes, np.float64)
+    if boxes.ndim == 1:
+        return boxes
     diag = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     return HEAD_SIZE_FACTOR * diag
+
+
+def torso_sizes(gt, left_shoulder: int, right_hip: int) -> np.ndarray:
+    """||left shoulder - right hip|| of each ground truth [N, J, 2]: the torso size of Sapp &
+    Taskar's PCK, as LSP's widely used evaluation (``eval_pck.m``: the MPII benchmark's related
+    LSP code, as Yang et al.'s eval_pose) normalizes by."""
+    gt = _as_numpy(gt, np.float64)
+    return np.linalg.norm(gt[:, left_shoulder] - gt[:, right_hip], axis=-1)
 
 
 def joint_correct(pred, gt, visible, head_boxes, threshold: float = 0.5):
