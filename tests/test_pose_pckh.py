@@ -148,3 +148,28 @@ def test_missing_part_is_nan_and_torch_inputs_work():
     scores = pckh(torch.tensor(pred), torch.tensor(gt), torch.tensor(vis), torch.tensor(HEAD_BOXES))
     assert math.isnan(scores["ankle"])
     assert scores["total"] == pytest.approx(100 * 17 / 21)
+
+
+def test_lsp_pck_at_0_2_normalized_by_the_torso_by_hand():
+    """LSP's PCK (eval_pck.m): distance / ||left shoulder - right hip|| <= 0.2, every joint scored,
+    a part the mean of its two joints, the total pooled. Person 1's torso is 50 (threshold 10 px),
+    person 2's 100 (20 px)."""
+    from repro.tasks.pose.joints import JOINT_SETS
+    from repro.tasks.pose.pckh import torso_sizes
+
+    lsp = JOINT_SETS["lsp"]
+    l_shoulder, r_hip = lsp.names.index("l_shoulder"), lsp.names.index("r_hip")
+    gt = np.zeros((2, 14, 2))
+    gt[0, l_shoulder], gt[0, r_hip] = (0, 0), (30, 40)
+    gt[1, l_shoulder], gt[1, r_hip] = (0, 0), (60, 80)
+    np.testing.assert_allclose(torso_sizes(gt, l_shoulder, r_hip), [50, 100])
+    pred = gt.copy()
+    pred[0, 0] += (6, 8)      # r_ankle, person 1: exactly 10 px = 0.2 x 50 -> correct (inclusive)
+    pred[1, 0] += (0, 20.5)   # r_ankle, person 2: just over 20 -> wrong
+    pred[0, 5] += (11, 0)     # l_ankle, person 1: wrong
+    pred[0, 13] += (0, 19)    # head top, person 1: wrong; person 2's is exact
+    scores = pckh(pred, gt, np.ones((2, 14), bool), torso_sizes(gt, l_shoulder, r_hip), threshold=0.2, parts=lsp.parts)
+    assert scores["ankle"] == pytest.approx((50 + 50) / 2)  # r_ankle 1 of 2, l_ankle 1 of 2
+    assert scores["head"] == pytest.approx((100 + 50) / 2)  # neck 2 of 2, head top 1 of 2
+    assert scores["knee"] == scores["shoulder"] == 100.0
+    assert scores["total"] == pytest.approx(100 * 25 / 28)  # 3 of the 28 instances wrong

@@ -3,8 +3,9 @@ machine, from real-format files. It writes an MPII fixture (1280 x 720 JPEGs at 
 of real photographs at their own resolution, persons 200-700 px tall, the pose-hg-train
 annotation files), then times the training batches of the paper recipe (decode, crop, rotate,
 scale, flip to 256 x 256, 64 x 64 heatmaps) in one process and in DataLoader workers. Per core =
-samples over the CPU-seconds every process spent (the training process's share of receiving the
-batches included), so a node with N free cores feeds N times that. The JPEG decode alone is
+samples over the CPU-seconds every process spent on them (the training process's share of
+receiving the batches included; the workers' start and stop excluded by differencing a short and
+a long run), so a node with N free cores feeds about N times that. The JPEG decode alone is
 timed too: it bounds what any pipeline that reads the files can reach.
 """
 from __future__ import annotations
@@ -33,10 +34,10 @@ def _config(task, batch_size: int) -> dict:
     return config
 
 
-def _rate(task, split: KeypointFiles, config: dict, workers: int, n_batches: int) -> tuple[float, float]:
-    """(samples a second of wall time, samples a CPU-second of every process: the training one and
-    its workers) over ``n_batches`` training batches. The wall rate skips one batch of warm-up;
-    the CPU count includes the workers' start and stop, so it errs low."""
+def _rate(task, split: KeypointFiles, config: dict, workers: int, n_batches: int) -> tuple[float, float, int]:
+    """(samples a second of wall time after one batch of warm-up, CPU-seconds of every process
+    (the training one and its workers, from start to stop), samples) over ``n_batches`` + 1
+    training batches."""
     import gc
     import os
     import resource
@@ -63,7 +64,7 @@ def _rate(task, split: KeypointFiles, config: dict, workers: int, n_batches: int
             os.environ.pop("REPRO_DATA_WORKERS", None)
         else:
             os.environ["REPRO_DATA_WORKERS"] = previous
-    return timed / elapsed, (samples + timed) / cpu
+    return timed / elapsed, cpu, samples + timed
 
 
 def _decode_ms(paths: list[str]) -> float:
@@ -96,8 +97,12 @@ def run(workers: int | None = None, images: int = 64, batch_size: int = 16, n_ba
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # one core for the one-process figure (the workers set one thread each)
         try:
-            single, _ = _rate(task, split, config, 0, max(4, n_batches // 4))
-            parallel, per_cpu_second = _rate(task, split, config, workers, n_batches)
+            single, _, _ = _rate(task, split, config, 0, max(4, n_batches // 4))
+            # Per core from two runs of different lengths: what the workers' start, stop and last
+            # prefetched (never used) batches cost cancels out of the difference.
+            _, cpu_short, samples_short = _rate(task, split, config, workers, n_batches // 4)
+            parallel, cpu_long, samples_long = _rate(task, split, config, workers, n_batches)
+            per_cpu_second = (samples_long - samples_short) / (cpu_long - cpu_short)
         finally:
             torch.set_num_threads(threads)
     return {"cpu_model": cpu_model(), "workers": workers, "samples_per_s": round(parallel, 1),
