@@ -47,7 +47,7 @@ def batches(task, split, config: dict, seed: int | None = None, train: bool = Tr
         yield from (build[job] for job in jobs)
         return
     yield from DataLoader(build, batch_size=None, sampler=jobs, num_workers=min(workers, len(jobs)),
-                          worker_init_fn=_one_thread, prefetch_factor=2)
+                          worker_init_fn=_one_thread, prefetch_factor=2, pin_memory=torch.cuda.is_available())
 
 
 class BatchBuilder(Dataset):

@@ -50,7 +50,7 @@ def load_trained(run: dbm.RunRecord) -> tuple[dict, torch.nn.Module]:
     folder = Path(run.run_dir)
     config = json.loads((folder / CONFIG_FILE).read_text())
     model = build(config)
-    model.load_state_dict(torch.load(folder / FINAL_MODEL, weights_only=True))
+    model.load_state_dict(torch.load(folder / FINAL_MODEL, weights_only=True, map_location="cpu"))
     return config, model
 
 

@@ -44,6 +44,7 @@ class Context:
     config: dict
     runs_root: Path
     memory_format: torch.memory_format = torch.contiguous_format  # the model's, for modules a recipe adds
+    device: torch.device = torch.device("cpu")  # the model's
 
 
 class Recipe:
@@ -188,9 +189,9 @@ class Distillation(Recipe):
         folder = context.runs_root / options["teacher_hash"]
         teacher_config = json.loads((folder / CONFIG_FILE).read_text())
         teacher = context.task.build_model(teacher_config)
-        teacher.load_state_dict(torch.load(folder / FINAL_MODEL, weights_only=True))
+        teacher.load_state_dict(torch.load(folder / FINAL_MODEL, weights_only=True, map_location="cpu"))
         from .train import to_memory_format
-        self.teacher = to_memory_format(teacher, context.memory_format).eval().requires_grad_(False)
+        self.teacher = to_memory_format(teacher, context.memory_format).to(context.device).eval().requires_grad_(False)
         self.weight = float(options.get("weight", 0.5))
 
     def loss(self, loss: torch.Tensor, inputs: torch.Tensor, outputs: Any) -> torch.Tensor:

@@ -53,10 +53,10 @@ def train_run(config: dict, run_dir: Path, log: Callable[[dict, int], None],
     (run_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
 
     train_split, val_split = task.load_data(config)
-    # Channels-last convolutions are faster on CPUs (oneDNN); the values are the same up to rounding.
-    memory_format = torch.channels_last
-    model = to_memory_format(task.build_model(config), memory_format)
-    context = Context(task, config, run_dir.parent, memory_format)
+    # Channels-last convolutions are faster on CPUs (oneDNN) and GPUs alike; the values are the same up to rounding.
+    memory_format, device = torch.channels_last, training_device()
+    model = to_memory_format(task.build_model(config), memory_format).to(device)
+    context = Context(task, config, run_dir.parent, memory_format, device)
     recipes = [RECIPES[name](options, context) for name, options in active(config)]
     plan = [JOINT]
     for recipe in recipes:
@@ -65,7 +65,7 @@ def train_run(config: dict, run_dir: Path, log: Callable[[dict, int], None],
     epochs = train["epochs"] if len(plan) == 1 else (train.get("stage_epochs") or train["epochs"])
 
     checkpoint_path = run_dir / CHECKPOINT
-    resume = torch.load(checkpoint_path, weights_only=False) if checkpoint_path.exists() else None
+    resume = torch.load(checkpoint_path, weights_only=False, map_location=device) if checkpoint_path.exists() else None
     done = {"stage": 0, "epoch": 0, "batch": 0}  # where the run stands: the next batch to train
     if resume:
         model.load_state_dict(resume["model"])
@@ -103,6 +103,7 @@ def train_run(config: dict, run_dir: Path, log: Callable[[dict, int], None],
             epoch_seed = seed * 1_000_003 + stage_index * 1_000 + epoch  # the epoch's order and augmentation
             for index, (inputs, targets) in enumerate(batches(task, train_split, config, epoch_seed, True, first_batch),
                                                       start=first_batch):
+                inputs, targets = to_device(inputs, device), to_device(targets, device)
                 if inputs.dim() == 4:
                     inputs = inputs.contiguous(memory_format=memory_format)
                 outputs = model(inputs)
@@ -141,6 +142,33 @@ def train_run(config: dict, run_dir: Path, log: Callable[[dict, int], None],
             recipe.stage_end(model, stage, stage_index)
     _save_atomic(model.state_dict(), run_dir / FINAL_MODEL)
     return {k: v for k, v in metrics.items() if k != "epoch_seconds"}
+
+
+def training_device() -> torch.device:
+    """A GPU where there is one (``REPRO_DEVICE`` chooses: cpu, cuda, cuda:1, ...)."""
+    name = os.environ.get("REPRO_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        from .errors import ReproError
+        raise ReproError(f"REPRO_DEVICE: unknown device '{name}': use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        from .errors import ReproError
+        raise ReproError("REPRO_DEVICE asks for cuda, but torch sees no GPU here: unset it or use REPRO_DEVICE=cpu")
+    return device
+
+
+def to_device(value, device: torch.device):
+    """A batch's tensors (alone, or in a dict, list or tuple) on ``device``; the same objects on the CPU."""
+    if device.type == "cpu":
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, dict):
+        return {key: to_device(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(item, device) for item in value)
+    return value
 
 
 def _state(model, optimizer, scheduler, recipes, metrics: dict, stage: int, epoch: int, batch: int, **partial) -> dict:

@@ -112,3 +112,32 @@ def test_diverged_run_is_stored_and_other_rows_go_on(workdir, capsys, monkeypatc
     assert rows["relu"].startswith("diverged:loss became nan")
     assert rows["lrelu"] == "finished:"
     assert "diverged" in capsys.readouterr().out
+
+
+def test_device_choice_and_its_errors(monkeypatch):
+    from repro.errors import ReproError
+    from repro.train import to_device, training_device
+
+    monkeypatch.setenv("REPRO_DEVICE", "cpu")
+    assert training_device().type == "cpu"
+    batch = {"heatmaps": torch.ones(2), "keypoints": [torch.zeros(1)]}
+    assert to_device(batch, torch.device("cpu")) is batch  # nothing copied on the CPU
+    monkeypatch.setenv("REPRO_DEVICE", "tpu9")
+    with pytest.raises(ReproError, match="REPRO_DEVICE: unknown device 'tpu9'"):
+        training_device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("REPRO_DEVICE", "cuda")
+        with pytest.raises(ReproError, match="torch sees no GPU here"):
+            training_device()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here): the GPU training path is not exercised")
+def test_a_smoke_run_trains_on_the_gpu_and_its_model_loads_on_the_cpu(table, tmp_path, monkeypatch):
+    from repro.paths import FINAL_MODEL
+
+    monkeypatch.delenv("REPRO_DEVICE", raising=False)
+    config = smoke_config(table, "prelu", epochs=1)
+    metrics = train_run(config, tmp_path / "run", log=lambda values, step: None)
+    assert math.isfinite(metrics["pckh_total"])
+    state = torch.load(tmp_path / "run" / FINAL_MODEL, weights_only=True, map_location="cpu")
+    PoseTask().build_model(config).load_state_dict(state)

@@ -193,7 +193,9 @@ class ClassificationTask:
         """Top-1 / top-5 accuracy and error in percent over the split (top-k with k >= classes is 100%)."""
         model.eval()
         correct = {k: 0 for k in TOPK}
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
         for images, labels in batches(self, split, config, train=False):
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             ranked = model(images).topk(min(max(TOPK), config["data"]["classes"]), dim=1).indices
             hits = ranked == labels[:, None]
             for k in TOPK:

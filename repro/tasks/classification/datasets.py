@@ -37,10 +37,12 @@ class ArraySplit:
 
 @dataclass
 class FolderSplit:
-    """Image files decoded per batch (resized, then cropped)."""
+    """Image files decoded per batch (resized, then cropped), in DataLoader workers (repro/data.py)."""
     paths: list[Path]
     labels: torch.Tensor  # int64 [N]
     classes: list[str]
+
+    decoded_in_workers = True
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -188,13 +188,15 @@ class HeatmapTask:
         """Keypoint coordinates [N, K, 2] in input pixels from the last stack (flip-averaged if asked)."""
         model.eval()
         preds = []
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
         for images, _ in batches(self, split, config, train=False):
+            images = images.to(device, non_blocking=True)
             heatmaps = model(images)[-1]
             if config["eval"]["flip_test"]:
                 flipped = model(torch.flip(images, dims=[3]))[-1]
                 heatmaps = (heatmaps + flip_heatmaps(flipped, self.flip_pairs(config))) / 2
             coords, _ = decode_heatmaps(heatmaps, HEATMAP_STRIDE)
-            preds.append(coords)
+            preds.append(coords.cpu())
         return torch.cat(preds)
 
 
