@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .errors import ReproError
+
 
 def batch_count(size: int, batch_size: int, train: bool) -> int:
     """Batches of an epoch over ``size`` examples (a last training batch of one is dropped:
@@ -46,8 +48,13 @@ def batches(task, split, config: dict, seed: int | None = None, train: bool = Tr
     if workers == 0 or len(jobs) < 2:
         yield from (build[job] for job in jobs)
         return
-    yield from DataLoader(build, batch_size=None, sampler=jobs, num_workers=min(workers, len(jobs)),
-                          worker_init_fn=_one_thread, prefetch_factor=2, pin_memory=torch.cuda.is_available())
+    loader = DataLoader(build, batch_size=None, sampler=jobs, num_workers=min(workers, len(jobs)),
+                        worker_init_fn=_one_thread, prefetch_factor=2, pin_memory=torch.cuda.is_available())
+    try:
+        yield from loader
+    except ReproError as exc:
+        # A worker's error comes back with the worker's traceback in its message: keep the one line it had.
+        raise ReproError(str(exc).rstrip().splitlines()[-1].split("ReproError: ", 1)[-1]) from None
 
 
 class BatchBuilder(Dataset):
@@ -67,7 +74,6 @@ def data_workers() -> int:
     if value is None:
         return len(os.sched_getaffinity(0))
     if not value.isdigit():
-        from .errors import ReproError
         raise ReproError(f"REPRO_DATA_WORKERS must be a number of processes (0: batches in the training process), got {value!r}")
     return int(value)
 

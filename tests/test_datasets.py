@@ -422,3 +422,37 @@ def test_data_bench_measures_the_pose_data_path(cli, monkeypatch):
     assert code == 0 and f"{result['samples_per_s_per_core']:.1f} samples/s per core" in out and cpu_model() in out
     code, _, err = cli("data", "bench", "--workers", "0")
     assert code == 2 and "workers" in err
+
+
+def test_damaged_cifar_and_imagenet_files_name_the_file(data_dir, tmp_path):
+    from repro.tasks.classification.datasets import decode, load_cifar
+
+    root = copy_of(data_dir, tmp_path, "cifar-10-batches-py")
+    batch = root / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:100])
+    with pytest.raises(ReproError, match=r"data_batch_3: not a readable cifar10 batch .*damaged or truncated"):
+        load_cifar(root, "cifar10", "train")
+    image = next((data_dir[0] / "imagenet" / "train").rglob("*.JPEG"))
+    broken = tmp_path / "broken.JPEG"
+    broken.write_bytes(image.read_bytes()[:300])
+    with pytest.raises(ReproError, match=r"broken.JPEG: cannot be read as an image"):
+        decode(broken, 64, 56, None)
+
+
+def test_a_damaged_image_met_by_a_worker_is_still_one_line(data_dir, tmp_path, monkeypatch):
+    import copy
+
+    from repro.data import batches
+    from repro.tasks.pose import PoseTask
+
+    root = copy_of(data_dir, tmp_path, "mpii")
+    persons = mpii.load(root / "mpii", "train")
+    open(persons.paths[2], "wb").write(b"not an image" * 50)
+    task, config = PoseTask(), copy.deepcopy(PoseTask.defaults)
+    config["data"].update({"input_size": 64, "heatmap_size": 16})
+    config["train"]["batch_size"] = 2
+    monkeypatch.setenv("REPRO_DATA_WORKERS", "2")
+    with pytest.raises(ReproError) as error:
+        list(batches(task, persons, config, seed=0, train=False))
+    assert str(error.value) == (f"{persons.paths[2]}: cannot be read as an image (not an image): replace it with the "
+                                f"dataset's original file, then run `repro data check`")

@@ -57,10 +57,15 @@ def load_cifar(root: Path, name: str, split: str) -> ArraySplit:
     spec = CIFAR[name]
     images, labels = [], []
     for file in spec[split]:
-        with open(root / spec["folder"] / file, "rb") as handle:
-            batch = pickle.load(handle, encoding="bytes")
-        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.extend(batch[spec["labels"]])
+        path = root / spec["folder"] / file
+        try:
+            with open(path, "rb") as handle:
+                batch = pickle.load(handle, encoding="bytes")
+            images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.extend(batch[spec["labels"]])
+        except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise ReproError(f"{path}: not a readable {name} batch ({type(exc).__name__}): the file is damaged or "
+                             f"truncated; unpack the python version's archive again") from None
     return ArraySplit(torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long))
 
 
@@ -86,18 +91,25 @@ def load_folder(split_dir: Path, classes: list[str]) -> FolderSplit:
 def decode(path: Path, resize: int | None, crop: int, offset: tuple[float, float] | None) -> torch.Tensor:
     """Read an image as uint8 [3, crop, crop]: shorter side resized to ``resize`` (bilinear; None
     keeps the size), then a crop at relative ``offset`` (fractions of the free room; None = centre)."""
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        if resize:
-            w, h = image.size
-            scale = resize / min(w, h)
-            image = image.resize((max(resize, round(w * scale)), max(resize, round(h * scale))), Image.BILINEAR)
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            return _resize_crop(image, path, resize, crop, offset)
+    except OSError as exc:  # PIL's UnidentifiedImageError and "image file is truncated" are OSErrors
+        raise ReproError(f"{path}: cannot be read as an image ({exc}): replace it with the dataset's original file") from None
+
+
+def _resize_crop(image: Image.Image, path: Path, resize: int | None, crop: int, offset) -> torch.Tensor:
+    if resize:
         w, h = image.size
-        if w < crop or h < crop:
-            raise ReproError(f"{path} is {w}x{h} after resizing, smaller than the {crop}px crop (set data.resize)")
-        fx, fy = offset if offset is not None else (0.5, 0.5)
-        left, top = round(fx * (w - crop)), round(fy * (h - crop))
-        array = np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.uint8)
+        scale = resize / min(w, h)
+        image = image.resize((max(resize, round(w * scale)), max(resize, round(h * scale))), Image.BILINEAR)
+    w, h = image.size
+    if w < crop or h < crop:
+        raise ReproError(f"{path} is {w}x{h} after resizing, smaller than the {crop}px crop (set data.resize)")
+    fx, fy = offset if offset is not None else (0.5, 0.5)
+    left, top = round(fx * (w - crop)), round(fy * (h - crop))
+    array = np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
@@ -118,8 +130,8 @@ def _check_cifar(data: Path, name: str) -> DataReport:
     for split in ("train", "val"):
         try:
             count = len(load_cifar(data, name, split))
-        except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
-            report.missing.append(f"{folder}: a {split} file cannot be read ({type(exc).__name__}): unpack the archive again")
+        except ReproError as exc:
+            report.missing.append(str(exc))
             return report
         report.counts.append((f"{split} images", count, CIFAR_COUNTS[split]))
     report.found.append(f"{folder}: {', '.join(CIFAR[name]['train'] + CIFAR[name]['val'])}")
