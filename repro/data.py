@@ -14,6 +14,7 @@ this process may use).
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,12 +50,15 @@ def batches(task, split, config: dict, seed: int | None = None, train: bool = Tr
         yield from (build[job] for job in jobs)
         return
     loader = DataLoader(build, batch_size=None, sampler=jobs, num_workers=min(workers, len(jobs)),
-                        worker_init_fn=_one_thread, prefetch_factor=2, pin_memory=torch.cuda.is_available())
+                        worker_init_fn=_worker_init, prefetch_factor=2, pin_memory=torch.cuda.is_available())
+    iterator = iter(loader)
     try:
-        yield from loader
+        yield from iterator
     except ReproError as exc:
         # A worker's error comes back with the worker's traceback in its message: keep the one line it had.
         raise ReproError(str(exc).rstrip().splitlines()[-1].split("ReproError: ", 1)[-1]) from None
+    finally:  # the workers stop now, not whenever the iterator is collected (a traceback may hold it)
+        getattr(iterator, "_shutdown_workers", lambda: None)()
 
 
 class BatchBuilder(Dataset):
@@ -78,5 +82,10 @@ def data_workers() -> int:
     return int(value)
 
 
-def _one_thread(_worker: int) -> None:
+def _worker_init(_worker: int) -> None:
     torch.set_num_threads(1)  # the workers are the parallelism
+    # A stop (Ctrl-C to the process group, SLURM's SIGTERM or SIGUSR2 to every process of the job)
+    # is the training process's to handle: it saves a checkpoint at the next batch, then closes the
+    # workers. A worker that died or ran the inherited handlers first would spoil that.
+    for name in ("SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)

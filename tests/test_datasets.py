@@ -441,6 +441,7 @@ def test_damaged_cifar_and_imagenet_files_name_the_file(data_dir, tmp_path):
 
 def test_a_damaged_image_met_by_a_worker_is_still_one_line(data_dir, tmp_path, monkeypatch):
     import copy
+    import multiprocessing
 
     from repro.data import batches
     from repro.tasks.pose import PoseTask
@@ -452,7 +453,41 @@ def test_a_damaged_image_met_by_a_worker_is_still_one_line(data_dir, tmp_path, m
     config["data"].update({"input_size": 64, "heatmap_size": 16})
     config["train"]["batch_size"] = 2
     monkeypatch.setenv("REPRO_DATA_WORKERS", "2")
+    before = set(multiprocessing.active_children())
     with pytest.raises(ReproError) as error:
         list(batches(task, persons, config, seed=0, train=False))
+    assert set(multiprocessing.active_children()) <= before  # the workers were stopped
     assert str(error.value) == (f"{persons.paths[2]}: cannot be read as an image (not an image): replace it with the "
                                 f"dataset's original file, then run `repro data check`")
+
+
+def test_workers_leave_a_stop_to_the_training_process(data_dir, monkeypatch):
+    """SIGINT / SIGTERM to every process (Ctrl-C, SLURM): the workers live on, so the training
+    process can save its checkpoint at the next batch; the epoch's batches all arrive."""
+    import copy
+    import multiprocessing
+    import os
+    import signal
+
+    from repro.data import batches
+    from repro.tasks.pose import PoseTask
+
+    persons = KeypointFiles.concat([mpii.load(data_dir[0] / "mpii", "train")] * 4)
+    task, config = PoseTask(), copy.deepcopy(PoseTask.defaults)
+    config["data"].update({"input_size": 64, "heatmap_size": 16})
+    config["train"]["batch_size"] = 2
+    monkeypatch.setenv("REPRO_DATA_WORKERS", "2")
+    before = {process.pid for process in multiprocessing.active_children()}
+    stream = batches(task, persons, config, seed=0, train=True)
+    received = [next(stream)]
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        children = [process.pid for process in multiprocessing.active_children() if process.pid not in before]
+        assert len(children) == 2  # the DataLoader's workers, nothing else
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGINT)
+        received += list(stream)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(received) == 12
