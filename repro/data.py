@@ -84,8 +84,10 @@ def data_workers() -> int:
 
 def _worker_init(_worker: int) -> None:
     torch.set_num_threads(1)  # the workers are the parallelism
-    # A stop (Ctrl-C to the process group, SLURM's SIGTERM or SIGUSR2 to every process of the job)
-    # is the training process's to handle: it saves a checkpoint at the next batch, then closes the
-    # workers. A worker that died or ran the inherited handlers first would spoil that.
-    for name in ("SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2"):
+    # A stop (Ctrl-C to the process group, submitit's SIGUSR2 before a time limit) is the training
+    # process's to handle: it saves a checkpoint at the next batch, then closes the workers; a worker
+    # running the inherited handlers would requeue the job a second time. SIGTERM stays deadly (the
+    # DataLoader and multiprocessing end workers with it); where it reaches the workers first (SLURM
+    # signals every process of a job), the training loop saves where it stands (repro/train.py).
+    for name in ("SIGINT", "SIGUSR1", "SIGUSR2"):
         signal.signal(getattr(signal, name), signal.SIG_IGN)

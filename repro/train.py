@@ -101,8 +101,10 @@ def train_run(config: dict, run_dir: Path, log: Callable[[dict, int], None],
                 recipe.epoch_begin(model, stage, epoch, epochs)
             model.train()
             epoch_seed = seed * 1_000_003 + stage_index * 1_000 + epoch  # the epoch's order and augmentation
-            for index, (inputs, targets) in enumerate(batches(task, train_split, config, epoch_seed, True, first_batch),
-                                                      start=first_batch):
+
+            trained = first_batch  # batches of this epoch done
+            for index, (inputs, targets) in enumerate(_until_stopped(batches(task, train_split, config, epoch_seed, True,
+                                                                             first_batch)), start=first_batch):
                 inputs, targets = to_device(inputs, device), to_device(targets, device)
                 if inputs.dim() == 4:
                     inputs = inputs.contiguous(memory_format=memory_format)
@@ -115,13 +117,13 @@ def train_run(config: dict, run_dir: Path, log: Callable[[dict, int], None],
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                total, count = total + loss.item(), count + 1
-                if STOP.is_set() and index + 1 < per_epoch:
-                    _save_atomic(_state(model, optimizer, scheduler, recipes, metrics, stage_index, epoch, index + 1,
-                                        loss_total=total, loss_batches=count, epoch_seconds=time.perf_counter() - started),
-                                 checkpoint_path)
-                    raise Interrupted(f"stopped in stage '{stage.name}', epoch {epoch + 1}, after batch {index + 1}: "
-                                      f"checkpoint saved")
+                total, count, trained = total + loss.item(), count + 1, index + 1
+                if STOP.is_set():
+                    break
+            if trained < per_epoch:  # stopped mid-epoch: save where the run stands
+                _save_atomic(_state(model, optimizer, scheduler, recipes, metrics, stage_index, epoch, trained, loss_total=total,
+                                    loss_batches=count, epoch_seconds=time.perf_counter() - started), checkpoint_path)
+                raise Interrupted(f"stopped in stage '{stage.name}', epoch {epoch + 1}, after batch {trained}: checkpoint saved")
             scheduler.step()
             for recipe in recipes:
                 recipe.epoch_end(model, stage, epoch, epochs)
@@ -142,6 +144,16 @@ def train_run(config: dict, run_dir: Path, log: Callable[[dict, int], None],
             recipe.stage_end(model, stage, stage_index)
     _save_atomic(model.state_dict(), run_dir / FINAL_MODEL)
     return {k: v for k, v in metrics.items() if k != "epoch_seconds"}
+
+
+def _until_stopped(stream):
+    """The epoch's batches; they end early where the stop's signal (SLURM sends it to every process)
+    killed a data worker before this process saw the stop."""
+    try:
+        yield from stream
+    except RuntimeError:
+        if not STOP.is_set():
+            raise
 
 
 def training_device() -> torch.device:

@@ -462,8 +462,8 @@ def test_a_damaged_image_met_by_a_worker_is_still_one_line(data_dir, tmp_path, m
 
 
 def test_workers_leave_a_stop_to_the_training_process(data_dir, monkeypatch):
-    """SIGINT / SIGTERM to every process (Ctrl-C, SLURM): the workers live on, so the training
-    process can save its checkpoint at the next batch; the epoch's batches all arrive."""
+    """SIGINT and SIGUSR2 to every process (Ctrl-C, submitit before a time limit): the workers live
+    on and the epoch's batches all arrive, the stop being the training process's to make."""
     import copy
     import multiprocessing
     import os
@@ -480,14 +480,48 @@ def test_workers_leave_a_stop_to_the_training_process(data_dir, monkeypatch):
     before = {process.pid for process in multiprocessing.active_children()}
     stream = batches(task, persons, config, seed=0, train=True)
     received = [next(stream)]
-    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        children = [process.pid for process in multiprocessing.active_children() if process.pid not in before]
-        assert len(children) == 2  # the DataLoader's workers, nothing else
-        for pid in children:
-            os.kill(pid, signal.SIGTERM)
-            os.kill(pid, signal.SIGINT)
-        received += list(stream)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    children = [process.pid for process in multiprocessing.active_children() if process.pid not in before]
+    assert len(children) == 2  # the DataLoader's workers, nothing else
+    for pid in children:
+        os.kill(pid, signal.SIGINT)
+        os.kill(pid, signal.SIGUSR2)
+    received += list(stream)
     assert len(received) == 12
+    assert not {process.pid for process in multiprocessing.active_children()} - before  # stopped with the epoch
+
+
+def test_a_worker_killed_by_the_stop_signal_still_checkpoints_where_the_run_stands(on_fixtures, tmp_path, monkeypatch):
+    """SLURM's SIGTERM reaches the data workers before the training process stops: the run saves
+    its checkpoint at the batch it stands at and resumes to the same final metrics as a run never stopped."""
+    import multiprocessing
+    import os
+    import signal
+
+    from repro import train
+    from repro.config import resolve
+    from repro.plugins import get_paper
+
+    monkeypatch.setenv("REPRO_DATA_WORKERS", "2")
+    table = get_paper("bulat2019").table("1")
+    config = _shrunk(resolve(table, table.row("prelu"), "paper", 0).config)
+    config["data"]["n_train"] = 16
+    whole = train.train_run(config, tmp_path / "whole", log=lambda values, step: None, threads=1)
+
+    real_batches = train.batches
+
+    def killing_batches(*args, **kwargs):  # the real batches; after the first, the stop arrives and kills the workers
+        stream = real_batches(*args, **kwargs)
+        yield next(stream)
+        train.STOP.set()
+        for process in multiprocessing.active_children():
+            os.kill(process.pid, signal.SIGTERM)
+            process.join(5)
+        yield from stream
+
+    monkeypatch.setattr(train, "batches", killing_batches)
+    with pytest.raises(train.Interrupted, match="epoch 1, after batch 1: checkpoint saved"):
+        train.train_run(config, tmp_path / "stopped", log=lambda values, step: None, threads=1)
+    train.STOP.clear()
+    monkeypatch.setattr(train, "batches", real_batches)
+    resumed = train.train_run(config, tmp_path / "stopped", log=lambda values, step: None, threads=1)
+    assert resumed == whole
