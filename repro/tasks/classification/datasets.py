@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -138,25 +139,8 @@ def _check_cifar(data: Path, name: str) -> DataReport:
     return report
 
 
-@DATASETS.register("cifar10")
-def check_cifar10(data: Path) -> DataReport:
-    return _check_cifar(data, "cifar10")
-
-
-@DATASETS.register("cifar100")
-def check_cifar100(data: Path) -> DataReport:
-    return _check_cifar(data, "cifar100")
-
-
-@DATASETS.register("imagenet")
-def check_imagenet(data: Path) -> DataReport:
-    return _check_folders(data, "imagenet", IMAGENET_COUNTS)
-
-
-@DATASETS.register("imagenet_subset")
-def check_imagenet_subset(data: Path) -> DataReport:
-    """A subset of ImageNet's classes (liu2020 Table 9): no official counts."""
-    return _check_folders(data, "imagenet_subset", {})
+for _name in CIFAR:
+    DATASETS.register(_name)(partial(_check_cifar, name=_name))
 
 
 def _check_folders(data: Path, name: str, official: dict[str, int]) -> DataReport:
@@ -174,3 +158,7 @@ def _check_folders(data: Path, name: str, official: dict[str, int]) -> DataRepor
     if not report.missing and folder_classes(root / "train") != folder_classes(root / "val"):
         report.missing.append(f"{root / 'val'}: its class folders differ from train/'s: sort the validation images into the same classes")
     return report
+
+
+DATASETS.register("imagenet")(partial(_check_folders, name="imagenet", official=IMAGENET_COUNTS))
+DATASETS.register("imagenet_subset")(partial(_check_folders, name="imagenet_subset", official={}))  # liu2020 Table 9

@@ -126,7 +126,8 @@ class HeatmapTask:
         data = config["data"]
         files = self.read_files(config)
         if files is not None:
-            return tuple(_subset(split, n, data["seed"] + k) for k, (split, n) in enumerate(zip(files, (data["n_train"], data["n_val"]))))
+            train, val = files
+            return _subset(train, data["n_train"], data["seed"]), _subset(val, data["n_val"], data["seed"] + 1)
         size, seed, cache = data["input_size"], data["seed"], cache_dir() / data["name"]
         train = self.synthetic_data.load_or_generate(data["n_train"], size, seed, cache)
         val = self.synthetic_data.load_or_generate(data["n_val"], size, seed + 10_000, cache)  # other samples

@@ -16,6 +16,7 @@ Coordinates are taken as 1-based MATLAB pixels and made 0-based.
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -115,11 +116,5 @@ def _check(data: Path, name: str) -> DataReport:
     return report
 
 
-@DATASETS.register("lsp")
-def check_lsp(data: Path) -> DataReport:
-    return _check(data, "lsp")
-
-
-@DATASETS.register("lspet")
-def check_lspet(data: Path) -> DataReport:
-    return _check(data, "lspet")
+for _name in ("lsp", "lspet"):
+    DATASETS.register(_name)(partial(_check, name=_name))
