@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -20,12 +19,14 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
+from repro.machine import cpu_model
+
 from . import ops, packing
 
 # Ratio of peak binary MACs to peak fp32 MACs per core and cycle, by kernel ISA, measured on
 # AMD Zen 3: fp32 = 2 FMA x 8 lanes = 16 MACs/cycle; AVX2 nibble-LUT popcount ~128 binary
-# MACs/cycle (8x), scalar POPCNT ~85 (5.3x). Other cores differ (an Intel core with AVX-512 runs
-# fp32 twice as fast and the AVX2 popcount at ~2.8x fp32).
+# MACs/cycle (8x), scalar POPCNT ~85 (5.3x). Only true on Zen 3: an Intel core with AVX-512 runs
+# fp32 twice as fast and the AVX2 popcount at ~2.8x fp32; no constant is claimed for avx512.
 CEILING_RATIO = {"avx2": 8.0, "popcnt": 5.3}
 
 
@@ -159,7 +160,7 @@ def run(shapes: list[Shape], threads: int = 1, pairs: int = 7,
             m, k, n = shape.gemm_dims()
             macs = m * k * n
             row = BenchResult(shape.kind, shape.name, {key: v for key, v in asdict(shape).items() if v and key not in ("kind", "name")},
-                      m, k, n, baseline_name, f"cpu ({platform.processor() or platform.machine()})", threads, backend,
+                      m, k, n, baseline_name, f"cpu ({cpu_model()})", threads, backend,
                       tb * 1e3, tf * 1e3, ratio, macs / tb / 1e9, 2 * macs / tf / 1e9, packed_bytes, float_bytes,
                       float_bytes / packed_bytes, CEILING_RATIO.get(backend), pairs, extra)
             rows.append(row)
@@ -217,7 +218,7 @@ def run_gpu(shapes: list[Shape], pairs: int = 7, echo: Callable[[str], None] | N
             torch.cuda.synchronize()
         return time.perf_counter()
 
-    name = torch.cuda.get_device_name() if on_gpu else f"cpu ({platform.processor() or platform.machine()})"
+    name = torch.cuda.get_device_name() if on_gpu else f"cpu ({cpu_model()})"
     generator = torch.Generator(device=device).manual_seed(0)
     rows = []
     with torch.inference_mode(), _tf32_setting_kept():
@@ -309,7 +310,7 @@ def bench_model(name: str, info: dict, binary_model: torch.nn.Module, float_mode
             tb, tf, ratio = paired_times(functools.partial(packed, example), functools.partial(baseline, example), pairs,
                                          min_sample_s=0.0, timer=timer, warmup=3)
             row = BenchResult("model", name, {"input": list(example.shape), **info}, 0, 0, 0, baseline_name,
-                              f"cpu ({platform.processor() or platform.machine()})", threads, backend,
+                              f"cpu ({cpu_model()})", threads, backend,
                               tb * 1e3, tf * 1e3, ratio, 0.0, 0.0, _saved_bytes(packed.state_dict()),
                               _saved_bytes(binary_model.state_dict()), 0.0, None, pairs,
                               {"clock": clock_name, "packed_units": units, "max_abs_diff_vs_pytorch_binary": max_diff,

@@ -19,9 +19,15 @@ from ._build import extension
 
 
 def backend() -> str:
-    """'avx2', 'popcnt' or 'portable' (compiled, chosen by CPUID) or 'torch' (fallback)."""
+    """'avx512', 'avx2', 'popcnt' or 'portable' (compiled, chosen by CPUID) or 'torch' (fallback)."""
     ext = extension()
     return ext.cpu_impl() if ext is not None else "torch"
+
+
+def available_impls() -> list[str]:
+    """Every compiled path this CPU runs, fastest first (``impl=`` of :func:`xnor_gemm`), then 'torch'."""
+    ext = extension()
+    return (list(ext.cpu_impls()) if ext is not None else []) + ["torch"]
 
 
 def pack_rows(x: torch.Tensor) -> torch.Tensor:

@@ -157,7 +157,7 @@ class KernelBenchRecord(Base):
     host: Mapped[str | None] = mapped_column(String(128), nullable=True)
     device: Mapped[str] = mapped_column(String(128))
     threads: Mapped[int] = mapped_column(Integer)
-    backend: Mapped[str] = mapped_column(String(32))   # kernel ISA: avx2 | popcnt | portable | torch
+    backend: Mapped[str] = mapped_column(String(32))   # kernel ISA: avx512 | avx2 | popcnt | portable | torch
     kind: Mapped[str] = mapped_column(String(16))      # gemm | conv | model
     name: Mapped[str] = mapped_column(String(128), index=True)
     shape: Mapped[dict] = mapped_column(JSON)

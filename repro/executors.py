@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +39,27 @@ class Executor:
         raise NotImplementedError
 
 
+class _ControllerIgnoresCtrlC(submitit.LocalExecutor):
+    """submitit's local controller is a child of this process, in the terminal's process group:
+    Ctrl-C reached it too and it died printing a traceback. Started with SIGINT ignored, it lives
+    on; the CLI stops the jobs itself (SIGTERM to the controller, passed on) and each job installs
+    its own SIGINT handler."""
+
+    def _internal_process_submissions(self, delayed_submissions):
+        if threading.current_thread() is not threading.main_thread():
+            return super()._internal_process_submissions(delayed_submissions)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited through fork and exec
+        try:
+            return super()._internal_process_submissions(delayed_submissions)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 @EXECUTORS.register("local")
 class LocalExecutor(Executor):
     @classmethod
     def make(cls, folder: Path, options: dict[str, Any]) -> submitit.Executor:
-        executor = submitit.LocalExecutor(folder=folder)
+        executor = _ControllerIgnoresCtrlC(folder=folder)
         executor.update_parameters(timeout_min=7 * 24 * 60)
         return executor
 

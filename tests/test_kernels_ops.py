@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from repro.nn.layers import QuantConv2d
 from repro_kernels import _build, ops, packing
 
-IMPLS = ["auto", "popcnt", "portable", "torch"]
+IMPLS = ["auto", "avx512", "avx2", "popcnt", "portable", "torch"]
 
 
 def signs(*shape, generator):
@@ -20,10 +20,12 @@ def gen():
 
 
 def available(impl):
-    backend = ops.backend()
-    if impl in ("popcnt", "portable") and backend == "torch":
+    """Every path this CPU runs is tested; the others skip, saying why."""
+    if impl == "auto" or impl in ops.available_impls():
+        return impl
+    if ops.backend() == "torch":
         pytest.skip(f"no compiled kernels ({_build.fallback_reason()})")
-    return impl
+    pytest.skip(f"this CPU cannot run the {impl} path (it runs {', '.join(ops.available_impls())})")
 
 
 def test_packing_round_trip_and_padding_rule(gen):
@@ -38,7 +40,8 @@ def test_packing_round_trip_and_padding_rule(gen):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (7, 63, 5), (33, 64, 1), (1, 200, 9), (65, 1152, 6), (5, 4097, 3)])
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (7, 63, 5), (33, 64, 1), (1, 200, 9), (65, 1152, 6), (5, 4097, 3),
+                                     (109, 576, 17), (97, 130, 40)])  # row tiles of 12, panels of 16 and their remainders
 def test_xnor_gemm_equals_float_matmul(gen, impl, m, k, n):
     available(impl)
     a, b = signs(m, k, generator=gen), signs(n, k, generator=gen)

@@ -68,9 +68,10 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_result(workdir, monkeypatch
     assert last == {k: v for k, v in curves["straight"][-1].items() if k != "epoch_seconds"}
 
 
-def test_a_job_stopped_by_sigterm_saves_and_resumes(tmp_path):
-    """Through the CLI and a local job, as a user's terminal or a cluster would: SIGTERM to the
-    CLI's process group stops the job at its next batch (no process is left training), the run is
+def test_a_job_stopped_by_ctrl_c_saves_and_resumes(tmp_path):
+    """Through the CLI and a local job, as a user's terminal does: Ctrl-C (SIGINT to the CLI's
+    whole process group, submitit's controller included) stops the job at its next batch, with no
+    traceback from any process and none left training; the run is
     recorded interrupted with a mid-epoch checkpoint, and the next `repro run` resumes and says so."""
     env = {**os.environ, "REPRO_THREADS": "1"}
     for var in ("REPRO_DB", "REPRO_HOME", "MLFLOW_TRACKING_URI"):
@@ -85,7 +86,7 @@ def test_a_job_stopped_by_sigterm_saves_and_resumes(tmp_path):
         if "epoch 1/8" in line:
             break
     time.sleep(2.0)
-    os.killpg(cli.pid, signal.SIGTERM)
+    os.killpg(cli.pid, signal.SIGINT)
     out = cli.communicate(timeout=120)[0]
     assert cli.returncode == 130, "".join(lines) + out
     assert "Traceback" not in out and "interrupted" in out, out
