@@ -23,11 +23,43 @@ from repro.machine import cpu_model
 
 from . import ops, packing
 
-# Ratio of peak binary MACs to peak fp32 MACs per core and cycle, by kernel ISA, measured on
-# AMD Zen 3: fp32 = 2 FMA x 8 lanes = 16 MACs/cycle; AVX2 nibble-LUT popcount ~128 binary
-# MACs/cycle (8x), scalar POPCNT ~85 (5.3x). Only true on Zen 3: an Intel core with AVX-512 runs
-# fp32 twice as fast and the AVX2 popcount at ~2.8x fp32; no constant is claimed for avx512.
-CEILING_RATIO = {"avx2": 8.0, "popcnt": 5.3}
+# Binary MACs one iteration of each issue-rate probe does (kernels/csrc/xnor_cpu.cpp,
+# ``issue_probe``): register-only chains of the path's inner op mix, and of fp32 FMA at the
+# widest width (what BLAS runs): 16 x 512-bit xor+vpopcntq+add, 10 x 256-bit nibble-LUT
+# popcounts, 8 scalar POPCNTs; 16 x 16-lane and 12 x 8-lane FMAs.
+ISSUE_PROBES = {"avx512": 16 * 512, "avx2": 10 * 256, "popcnt": 8 * 64, "fma512": 16 * 16, "fma256": 12 * 8}
+
+
+@functools.cache
+def measured_peaks(iters: int = 200_000, tries: int = 5) -> dict[str, float]:
+    """Peak MACs a second of one core, measured now (best of ``tries``, thread CPU time): each
+    binary path this CPU runs and its fp32 FMA. Tens of milliseconds; {} without the compiled kernels."""
+    from ._build import extension
+    ext = extension()
+    if ext is None:
+        return {}
+    kinds = [k for k in ("avx512", "avx2", "popcnt") if k in ops.available_impls()]
+    kinds.append("fma512" if "avx512" in kinds else "fma256")  # every AVX-512 core here has its FMA
+    peaks = {}
+    for kind in kinds:
+        try:
+            ext.issue_probe(kind, 1000)
+        except RuntimeError:  # e.g. no FMA on this CPU
+            continue
+        best = 0.0
+        for _ in range(tries):
+            started = time.thread_time()
+            ext.issue_probe(kind, iters)
+            best = max(best, ISSUE_PROBES[kind] * iters / max(time.thread_time() - started, 1e-9))
+        peaks[kind] = best
+    return peaks
+
+
+def ceiling_ratio(backend: str) -> float | None:
+    """Peak binary MACs of the ``backend`` path over peak fp32 MACs, both measured on this core."""
+    peaks = measured_peaks()
+    fma = peaks.get("fma512") or peaks.get("fma256")
+    return peaks[backend] / fma if backend in peaks and fma else None
 
 
 @dataclass
@@ -122,27 +154,38 @@ def paired_times(binary: Callable[[], object], baseline: Callable[[], object], p
 
 
 def _gemm_ops(shape: Shape, generator: torch.Generator):
+    """The binary GEMM (activations packed in the call), the kernel alone, and what a user would
+    run instead: fp32 and bf16 matmul (MKL / oneDNN, AMX where present) and int8 on the +-1 values
+    (``torch._int_mm``, exact: int32 accumulation)."""
     m, k, n = shape.m, shape.k, shape.n
     x, w = torch.randn(m, k, generator=generator), torch.randn(k, n, generator=generator)
     wp = packing.pack_rows(w.T.contiguous())  # weights packed once
     scale = w.abs().mean(0)
     xp = ops.pack_rows(x)
-    kernel_only = lambda: ops.xnor_gemm(xp, wp, k, scale)  # noqa: E731
-    return (lambda: ops.xnor_gemm(ops.pack_rows(x), wp, k, scale)), (lambda: torch.matmul(x, w)), \
-        wp.numel() * 8, w.numel() * 4, "torch.matmul fp32", kernel_only
+    xb, wb = x.bfloat16(), w.bfloat16()
+    xi, wi = torch.where(x < 0, -1, 1).to(torch.int8), torch.where(w < 0, -1, 1).to(torch.int8)
+    baselines = {"torch.matmul fp32": lambda: torch.matmul(x, w), "torch.matmul bf16": lambda: torch.matmul(xb, wb),
+                 "int8 torch._int_mm (+-1)": lambda: torch._int_mm(xi, wi)}
+    return (lambda: ops.xnor_gemm(ops.pack_rows(x), wp, k, scale)), baselines, wp.numel() * 8, w.numel() * 4, \
+        (lambda: ops.xnor_gemm(xp, wp, k, scale))
 
 
 def _conv_ops(shape: Shape, generator: torch.Generator):
+    """The whole binary layer from a float input against F.conv2d in fp32 and in bf16 (each in
+    the memory format oneDNN runs fastest here: channels_last where it wins)."""
     x = torch.randn(1, shape.cin, shape.size, shape.size, generator=generator)
     w = torch.randn(shape.cout, shape.cin, shape.kernel, shape.kernel, generator=generator)
     packed = ops.PackedConvWeight.from_weight(w, shape.stride, shape.padding, scale=w.abs().mean((1, 2, 3)))
-    return (lambda: ops.binary_conv2d(x, packed)), (lambda: F.conv2d(x, w, stride=shape.stride, padding=shape.padding)), \
-        packed.bits.numel() * 8, w.numel() * 4, "F.conv2d fp32", None
+    conv = functools.partial(F.conv2d, stride=shape.stride, padding=shape.padding)
+    xb, wb = x.bfloat16(), w.bfloat16()
+    baselines = {"F.conv2d fp32": lambda: conv(x, w), "F.conv2d bf16": lambda: conv(xb, wb)}
+    return (lambda: ops.binary_conv2d(x, packed)), baselines, packed.bits.numel() * 8, w.numel() * 4, None
 
 
-def run(shapes: list[Shape], threads: int = 1, pairs: int = 7,
+def run(shapes: list[Shape], threads: int = 1, pairs: int = 7, baselines: str = "all",
         echo: Callable[[str], None] | None = None) -> list[BenchResult]:
-    """CPU: every shape, binary (packing included) against float32 torch."""
+    """CPU: every shape, binary (packing included) against each baseline (``baselines="fp32"``:
+    the fp32 one only), one row each; a GEMM row also times the kernel alone."""
     torch.set_num_threads(threads)
     backend = ops.backend()
     timer, clock_name = clock(threads)
@@ -151,24 +194,33 @@ def run(shapes: list[Shape], threads: int = 1, pairs: int = 7,
     with torch.inference_mode():
         for shape in shapes:
             make = _gemm_ops if shape.kind == "gemm" else _conv_ops
-            binary, baseline, packed_bytes, float_bytes, baseline_name, kernel_only = make(shape, generator)
-            tb, tf, ratio = paired_times(binary, baseline, pairs, timer=timer)
-            extra = {"clock": clock_name}
-            if kernel_only is not None:  # a GEMM row: also the kernel alone, A already packed
-                tk, _, ratio_k = paired_times(kernel_only, baseline, pairs, timer=timer)
-                extra.update(kernel_only_ms=tk * 1e3, kernel_only_ratio=ratio_k)
-            m, k, n = shape.gemm_dims()
-            macs = m * k * n
-            row = BenchResult(shape.kind, shape.name, {key: v for key, v in asdict(shape).items() if v and key not in ("kind", "name")},
-                      m, k, n, baseline_name, f"cpu ({cpu_model()})", threads, backend,
-                      tb * 1e3, tf * 1e3, ratio, macs / tb / 1e9, 2 * macs / tf / 1e9, packed_bytes, float_bytes,
-                      float_bytes / packed_bytes, CEILING_RATIO.get(backend), pairs, extra)
-            rows.append(row)
-            if echo:
-                echo(format_row(row))
-                if "kernel_only_ms" in extra:
-                    echo(f"{'':<4}(kernel alone, activations already packed: {extra['kernel_only_ms']:.3f} ms, "
-                         f"{extra['kernel_only_ratio']:.2f}x)")
+            binary, baseline_calls, packed_bytes, float_bytes, kernel_only = make(shape, generator)
+            for baseline_name, baseline in baseline_calls.items():
+                if baselines == "fp32" and "fp32" not in baseline_name:
+                    continue
+                try:
+                    baseline()
+                except RuntimeError as exc:  # e.g. torch._int_mm's size rules (M > 16, K and N multiples of 8)
+                    if echo:
+                        echo(f"{shape.name}: {baseline_name} skipped: {str(exc).splitlines()[0][:100]}")
+                    continue
+                tb, tf, ratio = paired_times(binary, baseline, pairs, timer=timer)
+                extra = {"clock": clock_name, "peak_gmacs": {k: round(v / 1e9, 1) for k, v in measured_peaks().items()}}
+                if kernel_only is not None:  # a GEMM row: also the kernel alone, A already packed
+                    tk, _, ratio_k = paired_times(kernel_only, baseline, pairs, timer=timer)
+                    extra.update(kernel_only_ms=tk * 1e3, kernel_only_ratio=ratio_k)
+                m, k, n = shape.gemm_dims()
+                macs = m * k * n
+                row = BenchResult(shape.kind, shape.name, {key: v for key, v in asdict(shape).items() if v and key not in ("kind", "name")},
+                          m, k, n, baseline_name, f"cpu ({cpu_model()})", threads, backend,
+                          tb * 1e3, tf * 1e3, ratio, macs / tb / 1e9, 2 * macs / tf / 1e9, packed_bytes, float_bytes,
+                          float_bytes / packed_bytes, ceiling_ratio(backend), pairs, extra)
+                rows.append(row)
+                if echo:
+                    echo(format_row(row))
+                    if "kernel_only_ms" in extra:
+                        echo(f"{'':<4}(kernel alone, activations already packed: {extra['kernel_only_ms']:.3f} ms, "
+                             f"{extra['kernel_only_ratio']:.2f}x)")
     return rows
 
 
@@ -265,14 +317,15 @@ def format_gpu_row(row: BenchResult) -> str:
             f"{row.binary_gmacs / 1e3:>10.1f} {row.baseline_gflops / 1e3:>12.1f}")
 
 
-HEADER = (f"{'shape':<38} {'M':>6} {'K':>6} {'N':>5} {'binary ms':>10} {'fp32 ms':>9} {'ratio':>6} "
-          f"{'bin GMAC/s':>10} {'fp32 GFLOP/s':>12} {'weights':>8} {'ceiling':>7}")
+HEADER = (f"{'shape':<38} {'M':>6} {'K':>6} {'N':>5} {'baseline':<24} {'binary ms':>10} {'base ms':>9} {'ratio':>6} "
+          f"{'bin GMAC/s':>10} {'base GOP/s':>10} {'weights':>8} {'ceiling':>7}")
 
 
 def format_row(row: BenchResult) -> str:
     ceiling = f"{row.ceiling_ratio:.1f}x" if row.ceiling_ratio else "-"
-    return (f"{row.name:<38} {row.m:>6} {row.k:>6} {row.n:>5} {row.binary_ms:>10.3f} {row.baseline_ms:>9.3f} "
-            f"{row.ratio:>5.2f}x {row.binary_gmacs:>10.1f} {row.baseline_gflops:>12.1f} {row.memory_ratio:>7.1f}x {ceiling:>7}")
+    return (f"{row.name[:38]:<38} {row.m:>6} {row.k:>6} {row.n:>5} {row.baseline[:24]:<24} {row.binary_ms:>10.3f} "
+            f"{row.baseline_ms:>9.3f} {row.ratio:>5.2f}x {row.binary_gmacs:>10.1f} {row.baseline_gflops:>10.1f} "
+            f"{row.memory_ratio:>7.1f}x {ceiling:>7}")
 
 
 def _bytes_of(module: torch.nn.Module) -> int:

@@ -20,6 +20,7 @@ from . import db as dbm
 from .config import resolve
 from .errors import ReproError
 from .export import build, find_run, load_trained
+from .machine import cpu_model
 from .plugins import Paper
 
 # Shapes no paper owns: square GEMMs, the sizes BLAS benchmarks usually quote; the GPU run adds
@@ -63,8 +64,11 @@ def run(papers: list[Paper], device: str, threads: int, pairs: int, only: str | 
         return bench.run_gpu(chosen, pairs, echo=echo)
     if echo:
         from repro_kernels import ops
-        echo(f"binary (kernels: {ops.backend()}) vs float32 torch on cpu, {threads} thread(s), "
-             f"{bench.clock(threads)[1]}; medians of {pairs} alternating pairs; ratio = float time / binary time")
+        peaks = ", ".join(f"{kind} {value / 1e9:.0f}" for kind, value in bench.measured_peaks().items())
+        echo(f"binary (kernels: {ops.backend()}) vs torch fp32 / bf16 / int8 on {cpu_model()}, {threads} thread(s), "
+             f"{bench.clock(threads)[1]}; medians of {pairs} alternating pairs; ratio = baseline time / binary time; "
+             f"measured peak G MAC/s of one core: {peaks or 'not measured (no compiled kernels)'}; "
+             f"ceiling = binary peak / fp32 FMA peak")
         echo(bench.HEADER)
     return bench.run(chosen, threads, pairs, echo=echo)
 
@@ -122,8 +126,8 @@ def claim_measurement(paper_id: str, claim, kernels: pd.DataFrame) -> dict:
                          & on_device["shape"].map(lambda shape: ((shape or {}).get("row") or {}).get("paper") == paper_id)]
         what = "whole packed model vs the float model"
     else:
-        mine = on_device[on_device["kind"].isin(["gemm", "conv"])]
-        what = "binary layers vs their float baseline"
+        mine = on_device[on_device["kind"].isin(["gemm", "conv"]) & on_device["baseline"].str.contains("fp32")]
+        what = "binary layers vs their fp32 baseline"
     mine = mine[mine["packed_bytes"].notna() & (mine["packed_bytes"] > 0)]
     values = list(mine["ratio"] if claim.kind == "speed" else mine["memory_ratio"])
     if not values:
@@ -132,6 +136,28 @@ def claim_measurement(paper_id: str, claim, kernels: pd.DataFrame) -> dict:
     low, median, high = min(values), statistics.median(values), max(values)
     return {"measured_min": low, "measured_median": median, "measured_max": high, "measured_rows": len(values),
             "measured": f"measured {low:.2f}x .. {high:.2f}x (median {median:.2f}x over {len(values)} rows; {what})"}
+
+
+def fastest_ways(layers: pd.DataFrame) -> list[str]:
+    """Per device: which way of running a +-1 layer was fastest, shape by shape: the binary kernel
+    or the quickest baseline measured beside it. Against int8 (its +-1 inputs already int8, as a
+    previous int8 layer leaves them) the binary kernel alone counts (its inputs already packed)."""
+    def ratio(row) -> float:
+        extra = row["extra"] if isinstance(row["extra"], dict) else {}
+        return extra.get("kernel_only_ratio", row["ratio"]) if "int8" in row["baseline"] else row["ratio"]
+
+    lines = []
+    for (device, backend), mine in layers.groupby(["device", "backend"]):
+        wins: dict[str, int] = {}
+        for _, shape in mine.groupby(["kind", "name"]):
+            ratios = shape.apply(ratio, axis=1)
+            best = shape.loc[ratios.idxmin()]
+            way = f"binary ({backend})" if ratios.min() > 1 else best["baseline"]
+            wins[way] = wins.get(way, 0) + 1
+        ranked = sorted(wins.items(), key=lambda item: -item[1])
+        lines.append(f"fastest way to run a +-1 layer on {device}: "
+                     + ", ".join(f"{way} on {count} of {sum(wins.values())} shapes" for way, count in ranked))
+    return lines
 
 
 def render_stored(kernels: pd.DataFrame, papers: list[Paper]) -> str:
@@ -157,6 +183,7 @@ def render_stored(kernels: pd.DataFrame, papers: list[Paper]) -> str:
             memory_text = f"; binary-layer weight memory {min(memory):.1f}x .. {max(memory):.1f}x" if memory else ""
             lines.append(f"measured on {device}, {backend} vs {baseline}: layer speed ratio {min(speed):.2f}x .. "
                          f"{max(speed):.2f}x (median {statistics.median(speed):.2f}x over {len(speed)} shapes){memory_text}")
+        lines += fastest_ways(layers)
         for r in kernels.itertuples():
             if r.kind == "model" and r.baseline.startswith("float32"):
                 lines.append(f"measured: {r.name}: packed model {r.ratio:.2f}x the float model's speed, "

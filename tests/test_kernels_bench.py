@@ -33,3 +33,19 @@ def test_gpu_baselines_compute_the_same_product():
     torch.testing.assert_close(outs["cuBLAS bf16"], x @ w.T, atol=0.5, rtol=0.05)
     signs = lambda t: torch.where(t < 0, -1.0, 1.0)  # noqa: E731
     assert torch.equal(outs["int8 torch._int_mm (+-1)"], signs(x) @ signs(w).T)
+
+
+def test_fastest_way_per_shape_counts_int8_against_the_kernel_alone():
+    """A shape is won by the binary kernel only when it beats every baseline; against int8 (its
+    inputs already int8) the kernel alone counts, its inputs already packed."""
+    import pandas as pd
+
+    from repro.benchmarks import fastest_ways
+    rows = [("gemm", "a", "torch.matmul fp32", 3.0, {"kernel_only_ratio": 9.0}), ("gemm", "a", "torch.matmul bf16", 5.0, {}),
+            ("gemm", "a", "int8 torch._int_mm (+-1)", 0.8, {"kernel_only_ratio": 2.5}),
+            ("conv", "b", "F.conv2d fp32", 4.0, {}), ("conv", "b", "F.conv2d bf16", 0.5, {}),
+            ("conv", "c", "F.conv2d fp32", 6.0, {}), ("conv", "c", "F.conv2d bf16", 1.5, {})]
+    frame = pd.DataFrame([{"device": "cpu (X)", "backend": "avx512", "kind": kind, "name": name, "baseline": baseline,
+                           "ratio": ratio, "baseline_ms": 1.0, "extra": extra} for kind, name, baseline, ratio, extra in rows])
+    assert fastest_ways(frame) == ["fastest way to run a +-1 layer on cpu (X): binary (avx512) on 2 of 3 shapes, "
+                                   "F.conv2d bf16 on 1 of 3 shapes"]

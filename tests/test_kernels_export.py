@@ -70,10 +70,13 @@ def test_bench_model_and_show(smoke_runs, cli, monkeypatch):
     code, out, _ = cli("kernels", "bench", "--only", "@4", "--pairs", "1", "--format", "json")
     assert code == 0
     rows = json.loads(out)
-    assert len(rows) == 3 and all({"m", "k", "n", "baseline", "ratio", "threads", "device"} <= set(r) for r in rows)
+    assert len(rows) == 6 and all({"m", "k", "n", "baseline", "ratio", "threads", "device"} <= set(r) for r in rows)
     assert all(r["shape"]["size"] == 4 and r["memory_ratio"] == 32.0 for r in rows)
+    assert {r["baseline"] for r in rows} == {"F.conv2d fp32", "F.conv2d bf16"}  # 3 convs, 2 baselines each
+    if rows[0]["backend"] != "torch":  # the ceiling is measured on this core, each path against its fp32 FMA
+        assert rows[0]["ceiling_ratio"] > 1 and rows[0]["backend"] in rows[0]["extra"]["peak_gmacs"]
     con = sqlite3.connect(smoke_runs / "results.db")
-    assert con.execute("select count(*) from kernel_benchmarks").fetchone()[0] == 5
+    assert con.execute("select count(*) from kernel_benchmarks").fetchone()[0] == 8
     code, out, _ = cli("kernels", "show")
     assert code == 0 and "hpm 256->128 @4" in out and "58x faster convolutions" in out and "packed model" in out
 

@@ -162,7 +162,7 @@ AVX2 void block_avx2(const u64* A, const u64* B, int64_t m0, int64_t m1, int64_t
 // No horizontal sums, and 2R accumulators + 2 B registers stay in the 32 zmm registers (R <= 12).
 // 3 uops per 512 binary MACs; on cores that issue 512-bit ops on two ports (p0, p5), that is
 // 341 binary MACs a cycle at most.
-#define AVX512 __attribute__((target("avx512f,avx512vpopcntdq,avx512vl,avx512dq,avx2,popcnt")))
+#define AVX512 __attribute__((target("avx512f,avx512vpopcntdq,avx512vl,avx512dq,avx512bw,avx2,popcnt")))
 constexpr int PANEL = 16;  // columns of B per panel
 constexpr int RMAX = 8;    // rows of A per tile
 
@@ -193,6 +193,42 @@ AVX512 inline void store8(const Epilogue& ep, int64_t m, int64_t n, __m512i popc
   for (int c = 0; c < count; ++c) o[(n + c) * ep.P] = values[c];
 }
 
+// One row's 8 columns as floats (the store8 arithmetic, nothing stored).
+AVX512 inline __m256 values8(const Epilogue& ep, int64_t p, int64_t n, __m512i popc, __mmask8 live) {
+  const int32_t r = ep.pad_index ? ep.pad_index[p] : -1;
+  __m256i v = _mm512_cvtepi64_epi32(_mm512_sub_epi64(_mm512_set1_epi64(ep.K), _mm512_slli_epi64(popc, 1)));
+  if (r >= 0) v = _mm256_sub_epi32(v, _mm256_maskz_loadu_epi32(live, ep.pad_corr + (int64_t)r * ep.N + n));
+  __m256 y = _mm256_cvtepi32_ps(v);
+  if (ep.scale) y = _mm256_mul_ps(y, _mm256_maskz_loadu_ps(live, ep.scale + n));
+  if (ep.bias) y = _mm256_add_ps(y, _mm256_maskz_loadu_ps(live, ep.bias + n));
+  return y;
+}
+
+// A conv's output is NCHW: 8 consecutive pixels of one channel are contiguous. So 8 rows (pixels)
+// x 8 columns (channels) are transposed in registers and stored as 8 runs of 8 floats, not as
+// 64 scalar stores 4P bytes apart.
+AVX512 inline void store8x8_nchw(const Epilogue& ep, int64_t m, int64_t n, const __m512i* popc, int count) {
+  const int64_t img = m / ep.P, p = m - img * ep.P;
+  const __mmask8 live = (__mmask8)((1u << count) - 1);
+  __m256 y[8];
+  for (int r = 0; r < 8; ++r) y[r] = values8(ep, p + r, n, popc[2 * r], live);
+  // 8x8 transpose: y[r][c] -> t[c][r]
+  __m256 a0 = _mm256_unpacklo_ps(y[0], y[1]), a1 = _mm256_unpackhi_ps(y[0], y[1]);
+  __m256 a2 = _mm256_unpacklo_ps(y[2], y[3]), a3 = _mm256_unpackhi_ps(y[2], y[3]);
+  __m256 a4 = _mm256_unpacklo_ps(y[4], y[5]), a5 = _mm256_unpackhi_ps(y[4], y[5]);
+  __m256 a6 = _mm256_unpacklo_ps(y[6], y[7]), a7 = _mm256_unpackhi_ps(y[6], y[7]);
+  __m256 b0 = _mm256_shuffle_ps(a0, a2, 0x44), b1 = _mm256_shuffle_ps(a0, a2, 0xEE);
+  __m256 b2 = _mm256_shuffle_ps(a1, a3, 0x44), b3 = _mm256_shuffle_ps(a1, a3, 0xEE);
+  __m256 b4 = _mm256_shuffle_ps(a4, a6, 0x44), b5 = _mm256_shuffle_ps(a4, a6, 0xEE);
+  __m256 b6 = _mm256_shuffle_ps(a5, a7, 0x44), b7 = _mm256_shuffle_ps(a5, a7, 0xEE);
+  __m256 t[8] = {_mm256_permute2f128_ps(b0, b4, 0x20), _mm256_permute2f128_ps(b1, b5, 0x20),
+                 _mm256_permute2f128_ps(b2, b6, 0x20), _mm256_permute2f128_ps(b3, b7, 0x20),
+                 _mm256_permute2f128_ps(b0, b4, 0x31), _mm256_permute2f128_ps(b1, b5, 0x31),
+                 _mm256_permute2f128_ps(b2, b6, 0x31), _mm256_permute2f128_ps(b3, b7, 0x31)};
+  float* o = ep.out + img * ep.N * ep.P + p;
+  for (int c = 0; c < count; ++c) _mm256_storeu_ps(o + (n + c) * ep.P, t[c]);
+}
+
 template <int R>
 AVX512 void tile512(const u64* A, const u64* panel, int64_t Kw, int64_t m, int64_t n, int64_t N, const Epilogue& ep) {
   __m512i acc[R][2];
@@ -207,6 +243,11 @@ AVX512 void tile512(const u64* A, const u64* panel, int64_t Kw, int64_t m, int64
     }
   }
   const int live = (int)std::min<int64_t>(PANEL, N - n);
+  if (R == 8 && ep.P && m % ep.P + 8 <= ep.P) {  // 8 pixels of one image: stored transposed
+    store8x8_nchw(ep, m, n, &acc[0][0], std::min(live, 8));
+    if (live > 8) store8x8_nchw(ep, m, n + 8, &acc[0][1], live - 8);
+    return;
+  }
   for (int r = 0; r < R; ++r) {
     store8(ep, m + r, n, acc[r][0], std::min(live, 8));
     if (live > 8) store8(ep, m + r, n + 8, acc[r][1], live - 8);
@@ -232,7 +273,8 @@ void block_avx512(const u64* A, const u64* panels, int64_t m0, int64_t m1, int64
 std::string best_impl() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) return "avx512";
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512bw")) return "avx512";
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt")) return "avx2";
   if (__builtin_cpu_supports("popcnt")) return "popcnt";
   return "portable";
@@ -328,6 +370,25 @@ __attribute__((target("avx2"))) void pack_rows_movemask(const float* x, const fl
   }
 }
 
+// Rows with AVX-512: 16 signs per compare straight into a mask register, four masks a word.
+AVX512 void pack_rows_mask(const float* x, const float* t, const uint8_t* f, u64* out, int64_t K, int64_t Kw, int64_t m) {
+  const float* xr = x + m * K;
+  for (int64_t w = 0; w < Kw; ++w) {
+    u64 word = 0;
+    for (int q = 0; q < 4; ++q) {
+      const int64_t j = w * 64 + q * 16;
+      if (j >= K) break;
+      const __mmask16 live = K - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - j)) - 1);
+      const __m512 v = _mm512_maskz_loadu_ps(live, xr + j), tv = _mm512_maskz_loadu_ps(live, t + j);
+      const __mmask16 flip = _mm_test_epi8_mask(_mm_maskz_loadu_epi8(live, f + j), _mm_set1_epi8(-1));
+      const __mmask16 neg = (_mm512_mask_cmp_ps_mask(live & ~flip, v, tv, _CMP_LT_OQ) |
+                             _mm512_mask_cmp_ps_mask(live & flip, v, tv, _CMP_GT_OQ));
+      word |= (u64)neg << (q * 16);
+    }
+    out[m * Kw + w] = word;
+  }
+}
+
 // Signs of x [B, C, H, W] (float32) -> words [B, H, W, ceil(C/64)], channel c in bit c%64.
 // With thresholds (a batch norm folded in front of the sign): -1 where x < t[c], or x > t[c]
 // where flip[c] (negative BN scale). H = W = 1 is a plain [B, C] matrix packed by rows.
@@ -341,11 +402,12 @@ at::Tensor pack_nchw(at::Tensor x, c10::optional<at::Tensor> threshold, c10::opt
   at::Tensor f = thr && flip && flip->defined() ? flip->contiguous().to(at::kByte) : at::zeros({C}, at::kByte);
   const float* xp = x.data_ptr<float>(); const float* tp = t.data_ptr<float>(); const uint8_t* fp = f.data_ptr<uint8_t>();
   u64* op = reinterpret_cast<u64*>(out.data_ptr<int64_t>());
-  const bool avx2 = has_avx2();
+  const bool avx2 = has_avx2(), avx512 = detected() == "avx512";
   if (HW == 1) {
     at::parallel_for(0, Bn, 64, [&](int64_t m0, int64_t m1) {
       for (int64_t m = m0; m < m1; ++m)
-        avx2 ? pack_rows_movemask(xp, tp, fp, op, C, Cw, m) : pack_rows_portable(xp, tp, fp, op, C, Cw, m);
+        avx512 ? pack_rows_mask(xp, tp, fp, op, C, Cw, m)
+               : avx2 ? pack_rows_movemask(xp, tp, fp, op, C, Cw, m) : pack_rows_portable(xp, tp, fp, op, C, Cw, m);
     });
     return out;
   }
@@ -385,6 +447,78 @@ at::Tensor im2col_packed(at::Tensor xp, int64_t kh, int64_t kw, int64_t stride, 
   return out;
 }
 
+
+// Issue-rate probes: independent register-only chains of each path's inner op mix (and of fp32
+// FMA at the widest width the CPU has, what BLAS runs), `iters` iterations; the caller times
+// them and knows the MACs an iteration (ISSUE_PROBES in kernels/bench.py). The chains feed
+// back into themselves, so nothing is hoisted out of the loop; the sum keeps them alive.
+AVX512 double probe_avx512(int64_t iters) {
+  __m512i acc[16];
+  const __m512i b = _mm512_set1_epi64(0x5a5a5a5a5a5a5a5aLL);
+  for (int j = 0; j < 16; ++j) acc[j] = _mm512_set1_epi64(j + 1);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 16; ++j) acc[j] = _mm512_add_epi64(acc[j], _mm512_popcnt_epi64(_mm512_xor_si512(acc[j], b)));
+  __m512i sum = acc[0];
+  for (int j = 1; j < 16; ++j) sum = _mm512_add_epi64(sum, acc[j]);
+  return (double)_mm512_reduce_add_epi64(sum);
+}
+
+AVX2 double probe_avx2(int64_t iters) {
+  const __m256i lut = _mm256_setr_epi8(0,1,1,2,1,2,2,3,1,2,2,3,2,3,3,4, 0,1,1,2,1,2,2,3,1,2,2,3,2,3,3,4);
+  const __m256i low = _mm256_set1_epi8(0x0f), b = _mm256_set1_epi8(0x5a);
+  __m256i acc[10];
+  for (int j = 0; j < 10; ++j) acc[j] = _mm256_set1_epi8((char)(j + 1));
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 10; ++j) acc[j] = _mm256_add_epi8(acc[j], pop_bytes(_mm256_xor_si256(acc[j], b), lut, low));
+  alignas(32) uint8_t bytes[32];
+  double total = 0;
+  for (int j = 0; j < 10; ++j) { _mm256_store_si256((__m256i*)bytes, acc[j]); for (uint8_t v : bytes) total += v; }
+  return total;
+}
+
+__attribute__((target("popcnt"))) double probe_popcnt(int64_t iters) {
+  u64 acc[8];
+  for (int j = 0; j < 8; ++j) acc[j] = j + 1;
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 8; ++j) acc[j] += __builtin_popcountll(acc[j] ^ 0x5a5a5a5a5a5a5a5aULL);
+  double total = 0;
+  for (u64 v : acc) total += (double)v;
+  return total;
+}
+
+AVX512 double probe_fma512(int64_t iters) {
+  __m512 acc[16];
+  const __m512 a = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-6f);
+  for (int j = 0; j < 16; ++j) acc[j] = _mm512_set1_ps((float)j);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(acc[j], a, c);
+  __m512 sum = acc[0];
+  for (int j = 1; j < 16; ++j) sum = _mm512_add_ps(sum, acc[j]);
+  return (double)_mm512_reduce_add_ps(sum);
+}
+
+__attribute__((target("avx2,fma"))) double probe_fma256(int64_t iters) {
+  __m256 acc[12];
+  const __m256 a = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-6f);
+  for (int j = 0; j < 12; ++j) acc[j] = _mm256_set1_ps((float)j);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 12; ++j) acc[j] = _mm256_fmadd_ps(acc[j], a, c);
+  alignas(32) float values[8];
+  double total = 0;
+  for (int j = 0; j < 12; ++j) { _mm256_store_ps(values, acc[j]); for (float v : values) total += v; }
+  return total;
+}
+
+double issue_probe(std::string kind, int64_t iters) {
+  const std::string& isa = detected();
+  if (kind == "avx512") { TORCH_CHECK(isa == "avx512", "this CPU has no AVX-512 VPOPCNTDQ"); return probe_avx512(iters); }
+  if (kind == "avx2") { TORCH_CHECK(has_avx2(), "this CPU has no AVX2"); return probe_avx2(iters); }
+  if (kind == "popcnt") { TORCH_CHECK(isa != "portable", "this CPU has no POPCNT"); return probe_popcnt(iters); }
+  if (kind == "fma512") { TORCH_CHECK(__builtin_cpu_supports("avx512f"), "this CPU has no AVX-512"); return probe_fma512(iters); }
+  if (kind == "fma256") { TORCH_CHECK(__builtin_cpu_supports("fma"), "this CPU has no FMA"); return probe_fma256(iters); }
+  TORCH_CHECK(false, "unknown probe '", kind, "'");
+}
+
 std::string cpu_impl() { return detected(); }
 
 // Every path this CPU can run, fastest first (the tests check each against the portable one).
@@ -402,4 +536,5 @@ TORCH_LIBRARY(repro_xnor, m) {
   m.def("im2col_packed", &im2col_packed);
   m.def("cpu_impl", &cpu_impl);
   m.def("cpu_impls", &cpu_impls);
+  m.def("issue_probe", &issue_probe);
 }
