@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -18,8 +19,6 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
-
-from repro.machine import cpu_model
 
 from . import ops, packing
 
@@ -182,8 +181,13 @@ def _conv_ops(shape: Shape, generator: torch.Generator):
     return (lambda: ops.binary_conv2d(x, packed)), baselines, packed.bits.numel() * 8, w.numel() * 4, None
 
 
+def default_cpu() -> str:
+    """What the platform module calls this CPU (often only 'x86_64'; callers pass the model name)."""
+    return f"cpu ({platform.processor() or platform.machine()})"
+
+
 def run(shapes: list[Shape], threads: int = 1, pairs: int = 7, baselines: str = "all",
-        echo: Callable[[str], None] | None = None) -> list[BenchResult]:
+        echo: Callable[[str], None] | None = None, cpu: str | None = None) -> list[BenchResult]:
     """CPU: every shape, binary (packing included) against each baseline (``baselines="fp32"``:
     the fp32 one only), one row each; a GEMM row also times the kernel alone."""
     torch.set_num_threads(threads)
@@ -212,7 +216,7 @@ def run(shapes: list[Shape], threads: int = 1, pairs: int = 7, baselines: str = 
                 m, k, n = shape.gemm_dims()
                 macs = m * k * n
                 row = BenchResult(shape.kind, shape.name, {key: v for key, v in asdict(shape).items() if v and key not in ("kind", "name")},
-                          m, k, n, baseline_name, f"cpu ({cpu_model()})", threads, backend,
+                          m, k, n, baseline_name, cpu or default_cpu(), threads, backend,
                           tb * 1e3, tf * 1e3, ratio, macs / tb / 1e9, 2 * macs / tf / 1e9, packed_bytes, float_bytes,
                           float_bytes / packed_bytes, ceiling_ratio(backend), pairs, extra)
                 rows.append(row)
@@ -270,7 +274,7 @@ def run_gpu(shapes: list[Shape], pairs: int = 7, echo: Callable[[str], None] | N
             torch.cuda.synchronize()
         return time.perf_counter()
 
-    name = torch.cuda.get_device_name() if on_gpu else f"cpu ({cpu_model()})"
+    name = torch.cuda.get_device_name() if on_gpu else default_cpu()
     generator = torch.Generator(device=device).manual_seed(0)
     rows = []
     with torch.inference_mode(), _tf32_setting_kept():
@@ -341,7 +345,7 @@ def _saved_bytes(state: dict) -> int:
 
 def bench_model(name: str, info: dict, binary_model: torch.nn.Module, float_model: torch.nn.Module,
                 example: torch.Tensor, threads: int = 1, pairs: int = 5,
-                echo: Callable[[str], None] | None = None) -> list[BenchResult]:
+                echo: Callable[[str], None] | None = None, cpu: str | None = None) -> list[BenchResult]:
     """End to end at the example's batch: the packed model against the float model of the same
     architecture (a real-valued network of the same shapes), and against the PyTorch binary
     model it was packed from (float convs of +-1 values). ``info`` is stored with the rows."""
@@ -363,7 +367,7 @@ def bench_model(name: str, info: dict, binary_model: torch.nn.Module, float_mode
             tb, tf, ratio = paired_times(functools.partial(packed, example), functools.partial(baseline, example), pairs,
                                          min_sample_s=0.0, timer=timer, warmup=3)
             row = BenchResult("model", name, {"input": list(example.shape), **info}, 0, 0, 0, baseline_name,
-                              f"cpu ({cpu_model()})", threads, backend,
+                              cpu or default_cpu(), threads, backend,
                               tb * 1e3, tf * 1e3, ratio, 0.0, 0.0, _saved_bytes(packed.state_dict()),
                               _saved_bytes(binary_model.state_dict()), 0.0, None, pairs,
                               {"clock": clock_name, "packed_units": units, "max_abs_diff_vs_pytorch_binary": max_diff,

@@ -70,7 +70,7 @@ def run(papers: list[Paper], device: str, threads: int, pairs: int, only: str | 
              f"measured peak G MAC/s of one core: {peaks or 'not measured (no compiled kernels)'}; "
              f"ceiling = binary peak / fp32 FMA peak")
         echo(bench.HEADER)
-    return bench.run(chosen, threads, pairs, echo=echo)
+    return bench.run(chosen, threads, pairs, echo=echo, cpu=f"cpu ({cpu_model()})")
 
 
 def bench_model(paper: Paper, table_id: str, row_id: str, profile: str, seed: int, db_url: str | None,
@@ -96,7 +96,8 @@ def bench_model(paper: Paper, table_id: str, row_id: str, profile: str, seed: in
     if echo:
         echo(f"{paper.id} table {table_id} row {row_id} at profile {profile}, {source}; batch 1, {threads} thread(s), "
              f"{bench.clock(threads)[1]}, medians of {pairs} alternating pairs")
-    return source, bench.bench_model(name, info, model, build(float_config), example, threads, pairs, echo)
+    return source, bench.bench_model(name, info, model, build(float_config), example, threads, pairs, echo,
+                                     cpu=f"cpu ({cpu_model()})")
 
 
 def store(rows: list[bench.BenchResult], db_url: str | None) -> None:
