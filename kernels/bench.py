@@ -186,10 +186,22 @@ def default_cpu() -> str:
     return f"cpu ({platform.processor() or platform.machine()})"
 
 
-def run(shapes: list[Shape], threads: int = 1, pairs: int = 7, baselines: str = "all",
+def _runs(baseline: Callable[[], object], label: str, echo: Callable[[str], None] | None) -> bool:
+    """Whether the baseline runs at this shape (torch._int_mm has size rules: M > 16, K and N
+    multiples of 8); if not, one line says so."""
+    try:
+        baseline()
+    except RuntimeError as exc:
+        if echo:
+            echo(f"{label} skipped: {str(exc).splitlines()[0][:100]}")
+        return False
+    return True
+
+
+def run(shapes: list[Shape], threads: int = 1, pairs: int = 7,
         echo: Callable[[str], None] | None = None, cpu: str | None = None) -> list[BenchResult]:
-    """CPU: every shape, binary (packing included) against each baseline (``baselines="fp32"``:
-    the fp32 one only), one row each; a GEMM row also times the kernel alone."""
+    """CPU: every shape, binary (packing included) against each baseline, one row each; a GEMM
+    row also times the kernel alone."""
     torch.set_num_threads(threads)
     backend = ops.backend()
     timer, clock_name = clock(threads)
@@ -200,13 +212,7 @@ def run(shapes: list[Shape], threads: int = 1, pairs: int = 7, baselines: str = 
             make = _gemm_ops if shape.kind == "gemm" else _conv_ops
             binary, baseline_calls, packed_bytes, float_bytes, kernel_only = make(shape, generator)
             for baseline_name, baseline in baseline_calls.items():
-                if baselines == "fp32" and "fp32" not in baseline_name:
-                    continue
-                try:
-                    baseline()
-                except RuntimeError as exc:  # e.g. torch._int_mm's size rules (M > 16, K and N multiples of 8)
-                    if echo:
-                        echo(f"{shape.name}: {baseline_name} skipped: {str(exc).splitlines()[0][:100]}")
+                if not _runs(baseline, f"{shape.name}: {baseline_name}", echo):
                     continue
                 tb, tf, ratio = paired_times(binary, baseline, pairs, timer=timer)
                 extra = {"clock": clock_name, "peak_gmacs": {k: round(v / 1e9, 1) for k, v in measured_peaks().items()}}
@@ -286,11 +292,7 @@ def run_gpu(shapes: list[Shape], pairs: int = 7, echo: Callable[[str], None] | N
             for impl_name, gemm in impls.items():
                 binary, kernel_only = _gemm_calls(gemm, pack, x, xp, wp, k, scale)
                 for baseline_name, baseline in gpu_baselines(x, w).items():
-                    try:
-                        baseline()
-                    except RuntimeError as exc:  # e.g. torch._int_mm's size rules (M > 16, K and N multiples of 8)
-                        if echo:
-                            echo(f"{shape.name}: {baseline_name} skipped: {str(exc).splitlines()[0][:100]}")
+                    if not _runs(baseline, f"{shape.name}: {baseline_name}", echo):
                         continue
                     tb, tf, ratio = paired_times(binary, baseline, pairs, timer=timer)
                     tk, _, ratio_k = paired_times(kernel_only, baseline, pairs, timer=timer)
