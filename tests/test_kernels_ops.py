@@ -41,7 +41,7 @@ def test_packing_round_trip_and_padding_rule(gen):
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("m, k, n", [(1, 1, 1), (7, 63, 5), (33, 64, 1), (1, 200, 9), (65, 1152, 6), (5, 4097, 3),
-                                     (109, 576, 17), (97, 130, 40)])  # row tiles of 12, panels of 16 and their remainders
+                                     (109, 576, 17), (97, 130, 40)])  # AVX-512 tiles of 8 rows, panels of 16 columns, and remainders
 def test_xnor_gemm_equals_float_matmul(gen, impl, m, k, n):
     available(impl)
     a, b = signs(m, k, generator=gen), signs(n, k, generator=gen)

@@ -175,25 +175,8 @@ std::vector<u64> panels_of(const u64* B, int64_t N, int64_t Kw) {
   return panel;
 }
 
-// The epilogue of 8 columns in registers: K - 2 popcount, minus the padding correction, to
-// float, times scale, plus bias; stored as a row ([M, N]) or 8 strided values (NCHW).
-AVX512 inline void store8(const Epilogue& ep, int64_t m, int64_t n, __m512i popc, int count) {
-  const int64_t img = ep.P ? m / ep.P : 0, p = ep.P ? m - img * ep.P : m;
-  const int32_t r = ep.pad_index ? ep.pad_index[p] : -1;
-  const __mmask8 live = (__mmask8)((1u << count) - 1);
-  __m256i v = _mm512_cvtepi64_epi32(_mm512_sub_epi64(_mm512_set1_epi64(ep.K), _mm512_slli_epi64(popc, 1)));
-  if (r >= 0) v = _mm256_sub_epi32(v, _mm256_maskz_loadu_epi32(live, ep.pad_corr + (int64_t)r * ep.N + n));
-  __m256 y = _mm256_cvtepi32_ps(v);
-  if (ep.scale) y = _mm256_mul_ps(y, _mm256_maskz_loadu_ps(live, ep.scale + n));
-  if (ep.bias) y = _mm256_add_ps(y, _mm256_maskz_loadu_ps(live, ep.bias + n));
-  if (!ep.P) { _mm256_mask_storeu_ps(ep.out + m * ep.N + n, live, y); return; }
-  alignas(32) float values[8];
-  _mm256_store_ps(values, y);
-  float* o = ep.out + img * ep.N * ep.P + p;
-  for (int c = 0; c < count; ++c) o[(n + c) * ep.P] = values[c];
-}
-
-// One row's 8 columns as floats (the store8 arithmetic, nothing stored).
+// The epilogue of one row's 8 columns in registers: K - 2 popcount, minus the padding correction,
+// to float, times scale, plus bias.
 AVX512 inline __m256 values8(const Epilogue& ep, int64_t p, int64_t n, __m512i popc, __mmask8 live) {
   const int32_t r = ep.pad_index ? ep.pad_index[p] : -1;
   __m256i v = _mm512_cvtepi64_epi32(_mm512_sub_epi64(_mm512_set1_epi64(ep.K), _mm512_slli_epi64(popc, 1)));
@@ -202,6 +185,18 @@ AVX512 inline __m256 values8(const Epilogue& ep, int64_t p, int64_t n, __m512i p
   if (ep.scale) y = _mm256_mul_ps(y, _mm256_maskz_loadu_ps(live, ep.scale + n));
   if (ep.bias) y = _mm256_add_ps(y, _mm256_maskz_loadu_ps(live, ep.bias + n));
   return y;
+}
+
+// One row's 8 columns stored as a row ([M, N]) or as 8 strided values (NCHW).
+AVX512 inline void store8(const Epilogue& ep, int64_t m, int64_t n, __m512i popc, int count) {
+  const int64_t img = ep.P ? m / ep.P : 0, p = ep.P ? m - img * ep.P : m;
+  const __mmask8 live = (__mmask8)((1u << count) - 1);
+  const __m256 y = values8(ep, p, n, popc, live);
+  if (!ep.P) { _mm256_mask_storeu_ps(ep.out + m * ep.N + n, live, y); return; }
+  alignas(32) float values[8];
+  _mm256_store_ps(values, y);
+  float* o = ep.out + img * ep.N * ep.P + p;
+  for (int c = 0; c < count; ++c) o[(n + c) * ep.P] = values[c];
 }
 
 // A conv's output is NCHW: 8 consecutive pixels of one channel are contiguous. So 8 rows (pixels)
