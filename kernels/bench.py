@@ -170,8 +170,8 @@ def _gemm_ops(shape: Shape, generator: torch.Generator):
 
 
 def _conv_ops(shape: Shape, generator: torch.Generator):
-    """The whole binary layer from a float input against F.conv2d in fp32 and in bf16 (each in
-    the memory format oneDNN runs fastest here: channels_last where it wins)."""
+    """The whole binary layer from a float input against F.conv2d in fp32 and in bf16, both on
+    contiguous NCHW tensors (channels_last is not tried yet)."""
     x = torch.randn(1, shape.cin, shape.size, shape.size, generator=generator)
     w = torch.randn(shape.cout, shape.cin, shape.kernel, shape.kernel, generator=generator)
     packed = ops.PackedConvWeight.from_weight(w, shape.stride, shape.padding, scale=w.abs().mean((1, 2, 3)))
