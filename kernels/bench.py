@@ -170,15 +170,44 @@ def _gemm_ops(shape: Shape, generator: torch.Generator):
 
 
 def _conv_ops(shape: Shape, generator: torch.Generator):
-    """The whole binary layer from a float input against F.conv2d in fp32 and in bf16, both on
-    contiguous NCHW tensors (channels_last is not tried yet)."""
+    """The whole binary layer from a float input (and the kernel alone, its input already packed)
+    against what a user would run instead: F.conv2d in fp32 and bf16, NCHW and channels_last
+    (oneDNN's preferred layout), and oneDNN/FBGEMM's quantized int8 conv on the +-1 values."""
     x = torch.randn(1, shape.cin, shape.size, shape.size, generator=generator)
     w = torch.randn(shape.cout, shape.cin, shape.kernel, shape.kernel, generator=generator)
     packed = ops.PackedConvWeight.from_weight(w, shape.stride, shape.padding, scale=w.abs().mean((1, 2, 3)))
+    xp = ops.pack_channels(x)
     conv = functools.partial(F.conv2d, stride=shape.stride, padding=shape.padding)
-    xb, wb = x.bfloat16(), w.bfloat16()
-    baselines = {"F.conv2d fp32": lambda: conv(x, w), "F.conv2d bf16": lambda: conv(xb, wb)}
-    return (lambda: ops.binary_conv2d(x, packed)), baselines, packed.bits.numel() * 8, w.numel() * 4, None
+    last = torch.channels_last
+    baselines = {}
+    for dtype, label in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        xd, wd = x.to(dtype), w.to(dtype)
+        xl, wl = xd.contiguous(memory_format=last), wd.contiguous(memory_format=last)
+        baselines[f"F.conv2d {label}"] = functools.partial(conv, xd, wd)
+        baselines[f"F.conv2d {label} channels_last"] = functools.partial(conv, xl, wl)
+    if int8 := _quantized_conv(x, w, shape):
+        baselines[f"int8 quantized conv (+-1, {torch.backends.quantized.engine})"] = int8
+    return (lambda: ops.binary_conv2d(x, packed)), baselines, packed.bits.numel() * 8, w.numel() * 4, \
+        (lambda: ops.binary_conv2d(xp, packed))
+
+
+def _quantized_conv(x: torch.Tensor, w: torch.Tensor, shape: Shape) -> Callable[[], object] | None:
+    """torch's quantized int8 conv (the default engine: x86 = oneDNN/FBGEMM, VNNI or AMX where
+    present) on the +-1 values, channels_last input already quantized, as an int8 network keeps
+    its activations. Its output is requantized to 8 bits (scale K/127): a speed baseline, not
+    exact as the binary conv and torch._int_mm are. None where this torch has no engine for it."""
+    import warnings
+    try:
+        with warnings.catch_warnings():  # torch's quantized tensors are deprecated, still the way to run it
+            warnings.simplefilter("ignore")
+            xq = torch.quantize_per_tensor(torch.where(x < 0, -1.0, 1.0).contiguous(memory_format=torch.channels_last),
+                                           1.0, 128, torch.quint8)
+            wq = torch.quantize_per_tensor(torch.where(w < 0, -1.0, 1.0), 1.0, 0, torch.qint8)
+            prepacked = torch.ops.quantized.conv2d_prepack(wq, None, [shape.stride] * 2, [shape.padding] * 2, [1, 1], 1)
+        out_scale = max(1, w[0].numel()) / 127
+        return functools.partial(torch.ops.quantized.conv2d, xq, prepacked, out_scale, 128)
+    except (RuntimeError, AttributeError):
+        return None
 
 
 def default_cpu() -> str:
@@ -200,8 +229,8 @@ def _runs(baseline: Callable[[], object], label: str, echo: Callable[[str], None
 
 def run(shapes: list[Shape], threads: int = 1, pairs: int = 7,
         echo: Callable[[str], None] | None = None, cpu: str | None = None) -> list[BenchResult]:
-    """CPU: every shape, binary (packing included) against each baseline, one row each; a GEMM
-    row also times the kernel alone."""
+    """CPU: every shape, binary (packing included) against each baseline, one row each, with the
+    kernel alone (activations already packed) timed against the same baseline."""
     torch.set_num_threads(threads)
     backend = ops.backend()
     timer, clock_name = clock(threads)
@@ -211,14 +240,18 @@ def run(shapes: list[Shape], threads: int = 1, pairs: int = 7,
         for shape in shapes:
             make = _gemm_ops if shape.kind == "gemm" else _conv_ops
             binary, baseline_calls, packed_bytes, float_bytes, kernel_only = make(shape, generator)
+            extras_of_shape: dict = {}
             for baseline_name, baseline in baseline_calls.items():
                 if not _runs(baseline, f"{shape.name}: {baseline_name}", echo):
                     continue
                 tb, tf, ratio = paired_times(binary, baseline, pairs, timer=timer)
                 extra = {"clock": clock_name, "peak_gmacs": {k: round(v / 1e9, 1) for k, v in measured_peaks().items()}}
-                if kernel_only is not None:  # a GEMM row: also the kernel alone, A already packed
+                if kernel_only is not None:  # also the kernel alone, its activations already packed
                     tk, _, ratio_k = paired_times(kernel_only, baseline, pairs, timer=timer)
                     extra.update(kernel_only_ms=tk * 1e3, kernel_only_ratio=ratio_k)
+                    if threads > 1 and "thread_speedup" not in extras_of_shape:
+                        extras_of_shape.update(thread_scaling(kernel_only, threads, pairs))
+                    extra.update(extras_of_shape)
                 m, k, n = shape.gemm_dims()
                 macs = m * k * n
                 row = BenchResult(shape.kind, shape.name, {key: v for key, v in asdict(shape).items() if v and key not in ("kind", "name")},
@@ -229,9 +262,26 @@ def run(shapes: list[Shape], threads: int = 1, pairs: int = 7,
                 if echo:
                     echo(format_row(row))
                     if "kernel_only_ms" in extra:
+                        scaling = (f"; {threads} threads {extra['thread_speedup']:.2f}x its 1-thread speed"
+                                   if "thread_speedup" in extra else "")
                         echo(f"{'':<4}(kernel alone, activations already packed: {extra['kernel_only_ms']:.3f} ms, "
-                             f"{extra['kernel_only_ratio']:.2f}x)")
+                             f"{extra['kernel_only_ratio']:.2f}x{scaling})")
     return rows
+
+
+def thread_scaling(kernel: Callable[[], object], threads: int, pairs: int) -> dict:
+    """The kernel at ``threads`` threads against itself at 1 thread, wall time, alternating."""
+    def at(count: int) -> Callable[[], object]:
+        def call():
+            torch.set_num_threads(count)
+            return kernel()
+        return call
+
+    try:
+        _, one, speedup = paired_times(at(threads), at(1), pairs)  # speedup = 1-thread time / threads time
+    finally:
+        torch.set_num_threads(threads)
+    return {"thread_speedup": speedup, "kernel_only_1_thread_ms": one * 1e3}
 
 
 def as_gemms(shapes: list[Shape]) -> list[Shape]:
@@ -345,12 +395,51 @@ def _saved_bytes(state: dict) -> int:
     return buffer.tell()
 
 
+def peak_rss_increase(fn: Callable[[], object]) -> int | None:
+    """Bytes by which the process's peak resident memory rose above its resident memory while
+    ``fn`` ran: the activations and workspaces of a forward pass, the loaded weights excluded.
+    Linux (glibc): freed heap goes back first (malloc_trim), then the peak is reset through
+    /proc/self/clear_refs and read back as VmHWM. None where that is not possible."""
+    import ctypes
+    import re
+
+    def status(key: str) -> int:
+        with open("/proc/self/status") as f:
+            return int(re.search(rf"{key}:\s+(\d+) kB", f.read()).group(1)) * 1024
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = status("VmRSS")
+        fn()
+        return max(0, status("VmHWM") - before)
+    except (OSError, AttributeError):
+        return None
+
+
+def float_forms(model: torch.nn.Module) -> dict[str, tuple[torch.nn.Module, torch.dtype, torch.memory_format]]:
+    """The float model in the forms torch offers on a CPU, with the input dtype and layout each
+    takes: fp32 NCHW, fp32 channels_last and bf16 channels_last (oneDNN's layout; AMX where present)."""
+    import copy
+
+    last = torch.channels_last
+    return {"float32 model (same architecture)": (model, torch.float32, torch.contiguous_format),
+            "float32 model, channels_last": (copy.deepcopy(model).to(memory_format=last), torch.float32, last),
+            "bfloat16 model, channels_last": (copy.deepcopy(model).to(torch.bfloat16, memory_format=last), torch.bfloat16, last)}
+
+
+RSS_BATCHES = (1, 16)
+
+
 def bench_model(name: str, info: dict, binary_model: torch.nn.Module, float_model: torch.nn.Module,
                 example: torch.Tensor, threads: int = 1, pairs: int = 5,
                 echo: Callable[[str], None] | None = None, cpu: str | None = None) -> list[BenchResult]:
     """End to end at the example's batch: the packed model against the float model of the same
-    architecture (a real-valued network of the same shapes), and against the PyTorch binary
-    model it was packed from (float convs of +-1 values). ``info`` is stored with the rows."""
+    architecture (a real-valued network of the same shapes) in each of its :func:`float_forms`,
+    and against the PyTorch binary model it was packed from (float convs of +-1 values). Each row
+    also holds the peak memory of one forward pass at batches 1 and 16, packed and baseline.
+    ``info`` is stored with the rows."""
     import copy
 
     from .packed import pack_model
@@ -360,28 +449,46 @@ def bench_model(name: str, info: dict, binary_model: torch.nn.Module, float_mode
     units = pack_model(packed)
     backend = ops.backend()
     timer, clock_name = clock(threads)
+    baselines = {**float_forms(float_model),
+                 "PyTorch binary model (float convs)": (binary_model, torch.float32, torch.contiguous_format)}
+
+    def batch_of(size: int, dtype=torch.float32, layout=torch.contiguous_format) -> torch.Tensor:
+        return example[:1].expand(size, *example.shape[1:]).to(dtype).contiguous(memory_format=layout)
+
+    def peaks(model, dtype=torch.float32, layout=torch.contiguous_format) -> dict[str, float | None]:
+        grown = {str(b): peak_rss_increase(functools.partial(model, batch_of(b, dtype, layout))) for b in RSS_BATCHES}
+        return {b: None if v is None else round(v / 2**20, 1) for b, v in grown.items()}
+
     rows = []
     with torch.inference_mode():
         max_diff = max((a - b).abs().max().item() for a, b in zip(_outputs(packed(example)), _outputs(binary_model(example))))
-        for baseline_name, baseline in (("float32 model (same architecture)", float_model),
-                                        ("PyTorch binary model (float convs)", binary_model)):
+        packed_peaks = peaks(packed)
+        for baseline_name, (baseline, dtype, layout) in baselines.items():
+            x = example.to(dtype).contiguous(memory_format=layout)
             # a whole network's first calls allocate every activation: warm both up a few times
-            tb, tf, ratio = paired_times(functools.partial(packed, example), functools.partial(baseline, example), pairs,
+            tb, tf, ratio = paired_times(functools.partial(packed, example), functools.partial(baseline, x), pairs,
                                          min_sample_s=0.0, timer=timer, warmup=3)
+            base_peaks = peaks(baseline, dtype, layout)
             row = BenchResult("model", name, {"input": list(example.shape), **info}, 0, 0, 0, baseline_name,
                               cpu or default_cpu(), threads, backend,
                               tb * 1e3, tf * 1e3, ratio, 0.0, 0.0, _saved_bytes(packed.state_dict()),
                               _saved_bytes(binary_model.state_dict()), 0.0, None, pairs,
                               {"clock": clock_name, "packed_units": units, "max_abs_diff_vs_pytorch_binary": max_diff,
-                               "memory_packed_model_bytes": _bytes_of(packed), "memory_baseline_model_bytes": _bytes_of(baseline)})
+                               "memory_packed_model_bytes": _bytes_of(packed), "memory_baseline_model_bytes": _bytes_of(baseline),
+                               "peak_rss_mb_packed": packed_peaks, "peak_rss_mb_baseline": base_peaks})
             row.memory_ratio = row.float_weight_bytes / row.packed_weight_bytes
             rows.append(row)
             if echo:
+                rss = ", ".join(f"batch {b}: {packed_peaks[b]} vs {base_peaks[b]} MB" for b in packed_peaks)
                 echo(f"{name}: packed {tb * 1e3:.1f} ms vs {baseline_name} {tf * 1e3:.1f} ms: {ratio:.2f}x faster; "
-                     f"in memory {_bytes_of(packed) / 1e6:.2f} MB vs {_bytes_of(baseline) / 1e6:.2f} MB; "
-                     f"file {row.packed_weight_bytes / 1e6:.2f} MB vs float32 state dict {row.float_weight_bytes / 1e6:.2f} MB "
-                     f"({row.memory_ratio:.1f}x); max |packed - PyTorch binary| = {max_diff:.2e} (each unit agrees to float "
-                     f"rounding; through many layers a rounding that moves a value across a sign threshold can flip it)")
+                     f"weights in memory {_bytes_of(packed) / 1e6:.2f} MB vs {_bytes_of(baseline) / 1e6:.2f} MB; "
+                     f"peak memory of a forward pass {rss}")
+        if echo:
+            fastest = min((r for r in rows if r.baseline.startswith(("float32", "bfloat16"))), key=lambda r: r.baseline_ms)
+            echo(f"file {rows[0].packed_weight_bytes / 1e6:.2f} MB vs float32 state dict {rows[0].float_weight_bytes / 1e6:.2f} MB "
+                 f"({rows[0].memory_ratio:.1f}x); max |packed - PyTorch binary| = {max_diff:.2e} (each unit agrees to float "
+                 f"rounding; through many layers a rounding that moves a value across a sign threshold can flip it); "
+                 f"the fastest float form here: {fastest.baseline} ({fastest.baseline_ms:.1f} ms), packed {fastest.ratio:.2f}x faster")
     return rows
 
 

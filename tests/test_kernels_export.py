@@ -64,19 +64,29 @@ def test_bench_model_and_show(smoke_runs, cli, monkeypatch):
                          "--profile", "smoke", "--pairs", "1", "--format", "json")
     assert code == 0, err
     rows = json.loads(out)
-    assert [r["baseline"] for r in rows] == ["float32 model (same architecture)", "PyTorch binary model (float convs)"]
+    assert [r["baseline"] for r in rows] == ["float32 model (same architecture)", "float32 model, channels_last",
+                                             "bfloat16 model, channels_last", "PyTorch binary model (float convs)"]
     assert all(r["ratio"] > 0 and r["packed_weight_bytes"] < r["float_weight_bytes"] for r in rows)
     assert rows[0]["extra"]["max_abs_diff_vs_pytorch_binary"] < 1e-3
+    for r in rows:  # peak memory of a forward pass at batch 1 and 16 (Linux here), batch 16 the larger
+        for side in ("peak_rss_mb_packed", "peak_rss_mb_baseline"):
+            assert set(r["extra"][side]) == {"1", "16"} and 0 <= r["extra"][side]["1"] <= r["extra"][side]["16"]
+    code, out, _ = cli("kernels", "bench-model", "--paper", "bulat2019", "--table", "1", "--row", "prelu",
+                       "--profile", "smoke", "--pairs", "1", "--db", "sqlite:///text.db")
+    assert code == 0 and "the fastest float form here:" in out and "peak memory of a forward pass batch 1:" in out
     code, out, _ = cli("kernels", "bench", "--only", "@4", "--pairs", "1", "--format", "json")
     assert code == 0
     rows = json.loads(out)
-    assert len(rows) == 6 and all({"m", "k", "n", "baseline", "ratio", "threads", "device"} <= set(r) for r in rows)
-    assert all(r["shape"]["size"] == 4 and r["memory_ratio"] == 32.0 for r in rows)
-    assert {r["baseline"] for r in rows} == {"F.conv2d fp32", "F.conv2d bf16"}  # 3 convs, 2 baselines each
+    assert len(rows) == 15 and all({"m", "k", "n", "baseline", "ratio", "threads", "device"} <= set(r) for r in rows)
+    assert all(r["shape"]["size"] == 4 and r["memory_ratio"] == 32.0 and r["extra"]["kernel_only_ratio"] > 0 for r in rows)
+    baselines = {r["baseline"] for r in rows}  # 3 convs, 5 baselines each
+    assert {b for b in baselines if not b.startswith("int8")} == {
+        "F.conv2d fp32", "F.conv2d fp32 channels_last", "F.conv2d bf16", "F.conv2d bf16 channels_last"}
+    assert [b for b in baselines if b.startswith("int8")] == [f"int8 quantized conv (+-1, {torch.backends.quantized.engine})"]
     if rows[0]["backend"] != "torch":  # the ceiling is measured on this core, each path against its fp32 FMA
         assert rows[0]["ceiling_ratio"] > 1 and rows[0]["backend"] in rows[0]["extra"]["peak_gmacs"]
     con = sqlite3.connect(smoke_runs / "results.db")
-    assert con.execute("select count(*) from kernel_benchmarks").fetchone()[0] == 8
+    assert con.execute("select count(*) from kernel_benchmarks").fetchone()[0] == 19
     code, out, _ = cli("kernels", "show")
     assert code == 0 and "hpm 256->128 @4" in out and "58x faster convolutions" in out and "packed model" in out
 

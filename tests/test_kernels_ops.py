@@ -70,6 +70,19 @@ def test_binary_conv2d_equals_float_conv_with_zero_padding(gen, impl, geometry):
     assert torch.equal(out, expected)
 
 
+@pytest.mark.parametrize("impl", [i for i in IMPLS if i not in ("portable", "torch")])
+@pytest.mark.parametrize("geometry", [(3, 64, 5, 4, 19, 3, 1, 1), (2, 70, 9, 9, 33, 3, 1, 1), (4, 8, 1, 1, 16, 3, 1, 1)])
+def test_scaled_conv_is_bit_exact_with_the_portable_path(gen, impl, geometry):
+    """Scale and bias as well, with tiles of pixels crossing images (P = 20, 81, 1): the vector
+    epilogues round exactly as the scalar one does (a multiply, then an add)."""
+    available(impl)
+    b, c, h, w, o, k, stride, pad = geometry
+    x, weight = torch.randn(b, c, h, w, generator=gen), torch.randn(o, c, k, k, generator=gen)
+    packed = ops.PackedConvWeight.from_weight(weight, stride, pad, scale=torch.rand(o, generator=gen),
+                                              bias=torch.randn(o, generator=gen))
+    assert torch.equal(ops.binary_conv2d(x, packed, impl=impl), ops.binary_conv2d(x, packed, impl="portable"))
+
+
 def test_matches_the_project_binary_layer(gen):
     """QuantConv2d(sign, xnor_weight): quantized before zero padding; scale = mean |W| per channel."""
     layer = QuantConv2d(40, 12, 3, padding=1, input_quantizer="sign", kernel_quantizer="xnor_weight").eval()

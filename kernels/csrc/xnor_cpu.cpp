@@ -176,39 +176,8 @@ std::vector<u64> panels_of(const u64* B, int64_t N, int64_t Kw) {
   return panel;
 }
 
-// The epilogue of one row's 8 columns in registers: K - 2 popcount, minus the padding correction,
-// to float, times scale, plus bias.
-AVX512 inline __m256 values8(const Epilogue& ep, int64_t p, int64_t n, __m512i popc, __mmask8 live) {
-  const int32_t r = ep.pad_index ? ep.pad_index[p] : -1;
-  __m256i v = _mm512_cvtepi64_epi32(_mm512_sub_epi64(_mm512_set1_epi64(ep.K), _mm512_slli_epi64(popc, 1)));
-  if (r >= 0) v = _mm256_sub_epi32(v, _mm256_maskz_loadu_epi32(live, ep.pad_corr + (int64_t)r * ep.N + n));
-  __m256 y = _mm256_cvtepi32_ps(v);
-  if (ep.scale) y = _mm256_mul_ps(y, _mm256_maskz_loadu_ps(live, ep.scale + n));
-  if (ep.bias) y = _mm256_add_ps(y, _mm256_maskz_loadu_ps(live, ep.bias + n));
-  return y;
-}
-
-// One row's 8 columns stored as a row ([M, N]) or as 8 strided values (NCHW).
-AVX512 inline void store8(const Epilogue& ep, int64_t m, int64_t n, __m512i popc, int count) {
-  const int64_t img = ep.P ? m / ep.P : 0, p = ep.P ? m - img * ep.P : m;
-  const __mmask8 live = (__mmask8)((1u << count) - 1);
-  const __m256 y = values8(ep, p, n, popc, live);
-  if (!ep.P) { _mm256_mask_storeu_ps(ep.out + m * ep.N + n, live, y); return; }
-  alignas(32) float values[8];
-  _mm256_store_ps(values, y);
-  float* o = ep.out + img * ep.N * ep.P + p;
-  for (int c = 0; c < count; ++c) o[(n + c) * ep.P] = values[c];
-}
-
-// A conv's output is NCHW: 8 consecutive pixels of one channel are contiguous. So 8 rows (pixels)
-// x 8 columns (channels) are transposed in registers and stored as 8 runs of 8 floats, not as
-// 64 scalar stores 4P bytes apart.
-AVX512 inline void store8x8_nchw(const Epilogue& ep, int64_t m, int64_t n, const __m512i* popc, int count) {
-  const int64_t img = m / ep.P, p = m - img * ep.P;
-  const __mmask8 live = (__mmask8)((1u << count) - 1);
-  __m256 y[8];
-  for (int r = 0; r < 8; ++r) y[r] = values8(ep, p + r, n, popc[2 * r], live);
-  // 8x8 transpose: y[r][c] -> t[c][r]
+// 8x8 floats transposed in registers: y[r][c] -> t[c][r].
+AVX512 inline void transpose8x8(const __m256* y, __m256* t) {
   __m256 a0 = _mm256_unpacklo_ps(y[0], y[1]), a1 = _mm256_unpackhi_ps(y[0], y[1]);
   __m256 a2 = _mm256_unpacklo_ps(y[2], y[3]), a3 = _mm256_unpackhi_ps(y[2], y[3]);
   __m256 a4 = _mm256_unpacklo_ps(y[4], y[5]), a5 = _mm256_unpackhi_ps(y[4], y[5]);
@@ -217,12 +186,58 @@ AVX512 inline void store8x8_nchw(const Epilogue& ep, int64_t m, int64_t n, const
   __m256 b2 = _mm256_shuffle_ps(a1, a3, 0x44), b3 = _mm256_shuffle_ps(a1, a3, 0xEE);
   __m256 b4 = _mm256_shuffle_ps(a4, a6, 0x44), b5 = _mm256_shuffle_ps(a4, a6, 0xEE);
   __m256 b6 = _mm256_shuffle_ps(a5, a7, 0x44), b7 = _mm256_shuffle_ps(a5, a7, 0xEE);
-  __m256 t[8] = {_mm256_permute2f128_ps(b0, b4, 0x20), _mm256_permute2f128_ps(b1, b5, 0x20),
-                 _mm256_permute2f128_ps(b2, b6, 0x20), _mm256_permute2f128_ps(b3, b7, 0x20),
-                 _mm256_permute2f128_ps(b0, b4, 0x31), _mm256_permute2f128_ps(b1, b5, 0x31),
-                 _mm256_permute2f128_ps(b2, b6, 0x31), _mm256_permute2f128_ps(b3, b7, 0x31)};
-  float* o = ep.out + img * ep.N * ep.P + p;
-  for (int c = 0; c < count; ++c) _mm256_storeu_ps(o + (n + c) * ep.P, t[c]);
+  t[0] = _mm256_permute2f128_ps(b0, b4, 0x20); t[1] = _mm256_permute2f128_ps(b1, b5, 0x20);
+  t[2] = _mm256_permute2f128_ps(b2, b6, 0x20); t[3] = _mm256_permute2f128_ps(b3, b7, 0x20);
+  t[4] = _mm256_permute2f128_ps(b0, b4, 0x31); t[5] = _mm256_permute2f128_ps(b1, b5, 0x31);
+  t[6] = _mm256_permute2f128_ps(b2, b6, 0x31); t[7] = _mm256_permute2f128_ps(b3, b7, 0x31);
+}
+
+// The epilogue of one R x 16 tile, all in zmm registers: per row, the two int64 accumulators
+// as 16 int32, K - 2 popcount, minus the padding correction, to float, times scale, plus
+// bias (loaded once a tile). Rows go out as 16 floats ([M, N]); in NCHW, 8 pixels of one image
+// are transposed and stored as runs of 8 floats per channel, not as scalar stores 4P bytes apart.
+// One division a tile (image and pixel of row m), not one per row: at K = 18 words the compute
+// of a tile is ~430 cycles, and a per-row epilogue with divisions cost ~800 more.
+template <int R>
+AVX512 inline void store_tile512(const Epilogue& ep, int64_t m, int64_t n, const __m512i (&acc)[R][2], int live) {
+  const __mmask16 mask = (__mmask16)((1u << live) - 1);
+  const __m512i k = _mm512_set1_epi32((int32_t)ep.K);
+  // the low 32 bits of the 8 + 8 int64 counts (all < 2^31) side by side: one vpermt2d, not two narrowings
+  const __m512i low_dwords = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512 scale = ep.scale ? _mm512_maskz_loadu_ps(mask, ep.scale + n) : _mm512_setzero_ps();
+  const __m512 bias = ep.bias ? _mm512_maskz_loadu_ps(mask, ep.bias + n) : _mm512_setzero_ps();
+  int64_t img = ep.P ? m / ep.P : 0, p = ep.P ? m - img * ep.P : m;
+  const bool transposed = R == 8 && ep.P && p + 8 <= ep.P;
+  __m512 y[R];
+  for (int r = 0; r < R; ++r, ++p) {
+    if (ep.P && p == ep.P) { p = 0; ++img; }
+    const __m512i pop = _mm512_permutex2var_epi32(acc[r][0], low_dwords, acc[r][1]);
+    __m512i v = _mm512_sub_epi32(k, _mm512_slli_epi32(pop, 1));
+    const int32_t pad = ep.pad_index ? ep.pad_index[p] : -1;
+    if (pad >= 0) v = _mm512_sub_epi32(v, _mm512_maskz_loadu_epi32(mask, ep.pad_corr + (int64_t)pad * ep.N + n));
+    y[r] = _mm512_cvtepi32_ps(v);  // then a multiply and an add, not an FMA: the same roundings as every path
+    if (ep.scale) y[r] = _mm512_mul_ps(y[r], scale);
+    if (ep.bias) y[r] = _mm512_add_ps(y[r], bias);
+    if (!ep.P) _mm512_mask_storeu_ps(ep.out + (m + r) * ep.N + n, mask, y[r]);
+    else if (!transposed) {
+      alignas(64) float values[16];
+      _mm512_store_ps(values, y[r]);
+      float* o = ep.out + img * ep.N * ep.P + p;
+      for (int c = 0; c < live; ++c) o[(n + c) * ep.P] = values[c];
+    }
+  }
+  if constexpr (R == 8) {
+    if (!transposed) return;
+    float* o = ep.out + img * ep.N * ep.P + (p - 8);
+    __m256 half[8], t[8];
+    for (int r = 0; r < 8; ++r) half[r] = _mm512_castps512_ps256(y[r]);
+    transpose8x8(half, t);
+    for (int c = 0; c < std::min(live, 8); ++c) _mm256_storeu_ps(o + (n + c) * ep.P, t[c]);
+    if (live <= 8) return;
+    for (int r = 0; r < 8; ++r) half[r] = _mm512_extractf32x8_ps(y[r], 1);
+    transpose8x8(half, t);
+    for (int c = 8; c < live; ++c) _mm256_storeu_ps(o + (n + c) * ep.P, t[c - 8]);
+  }
 }
 
 template <int R>
@@ -238,16 +253,7 @@ AVX512 void tile512(const u64* A, const u64* panel, int64_t Kw, int64_t m, int64
       acc[r][1] = _mm512_add_epi64(acc[r][1], _mm512_popcnt_epi64(_mm512_xor_si512(x, b1)));
     }
   }
-  const int live = (int)std::min<int64_t>(PANEL, N - n);
-  if (R == 8 && ep.P && m % ep.P + 8 <= ep.P) {  // 8 pixels of one image: stored transposed
-    store8x8_nchw(ep, m, n, &acc[0][0], std::min(live, 8));
-    if (live > 8) store8x8_nchw(ep, m, n + 8, &acc[0][1], live - 8);
-    return;
-  }
-  for (int r = 0; r < R; ++r) {
-    store8(ep, m + r, n, acc[r][0], std::min(live, 8));
-    if (live > 8) store8(ep, m + r, n + 8, acc[r][1], live - 8);
-  }
+  store_tile512<R>(ep, m, n, acc, (int)std::min<int64_t>(PANEL, N - n));
 }
 
 template <int R>
