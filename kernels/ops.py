@@ -118,9 +118,11 @@ class PackedConvWeight:
         return cls(packing.pack_conv_weight(weight), tap_sums, weight.shape[1], stride, padding, scale, bias)
 
     def correction(self, height: int, width: int):
+        """(pad_index, pad_corr [nb, O], pad_corr channel-major [O, nb]) for an input size, cached."""
         key = (height, width)
         if key not in self._corrections:
-            self._corrections[key] = padding_correction(self.tap_sums, height, width, self.stride, self.padding)
+            index, corr = padding_correction(self.tap_sums, height, width, self.stride, self.padding)
+            self._corrections[key] = index, corr, None if corr is None else corr.T.contiguous()
         return self._corrections[key]
 
 
@@ -133,9 +135,13 @@ def binary_conv2d(x: torch.Tensor, weight: PackedConvWeight, threshold: torch.Te
     """
     packed = x if x.dtype == torch.int64 else pack_channels(x, threshold, flip)
     b, h, w, _ = packed.shape
+    index, corr, corr_by_channel = weight.correction(h, w)
+    ext = extension()
+    if ext is not None and impl != "torch":  # AVX-512: im2col fused into the GEMM
+        return ext.xnor_conv2d(packed, weight.bits, weight.k, weight.kh, weight.kw, weight.stride, weight.padding,
+                               weight.scale, weight.bias, index, corr, corr_by_channel, impl)
     ho = (h + 2 * weight.padding - weight.kh) // weight.stride + 1
     wo = (w + 2 * weight.padding - weight.kw) // weight.stride + 1
     cols = im2col_packed(packed, weight.kh, weight.kw, weight.stride, weight.padding)
-    index, corr = weight.correction(h, w)
     out = xnor_gemm(cols, weight.bits, weight.k, weight.scale, weight.bias, index, corr, ho * wo, impl)
     return out.view(b, weight.out_channels, ho, wo)

@@ -73,14 +73,19 @@ def test_binary_conv2d_equals_float_conv_with_zero_padding(gen, impl, geometry):
 @pytest.mark.parametrize("impl", [i for i in IMPLS if i not in ("portable", "torch")])
 @pytest.mark.parametrize("geometry", [(3, 64, 5, 4, 19, 3, 1, 1), (2, 70, 9, 9, 33, 3, 1, 1), (4, 8, 1, 1, 16, 3, 1, 1)])
 def test_scaled_conv_is_bit_exact_with_the_portable_path(gen, impl, geometry):
-    """Scale and bias as well, with tiles of pixels crossing images (P = 20, 81, 1): the vector
-    epilogues round exactly as the scalar one does (a multiply, then an add)."""
+    """Scale and bias as well, with tiles of pixels crossing images (P = 20, 81, 1; stride 1,
+    'same' padding, so P = h * w): the vector epilogues round exactly as the scalar one does."""
     available(impl)
     b, c, h, w, o, k, stride, pad = geometry
     x, weight = torch.randn(b, c, h, w, generator=gen), torch.randn(o, c, k, k, generator=gen)
     packed = ops.PackedConvWeight.from_weight(weight, stride, pad, scale=torch.rand(o, generator=gen),
                                               bias=torch.randn(o, generator=gen))
-    assert torch.equal(ops.binary_conv2d(x, packed, impl=impl), ops.binary_conv2d(x, packed, impl="portable"))
+    expected = ops.binary_conv2d(x, packed, impl="portable")
+    assert torch.equal(ops.binary_conv2d(x, packed, impl=impl), expected)
+    # the GEMM's own NCHW output (`pixels`), which the AVX-512 conv does not go through
+    cols, (index, corr, _) = ops.im2col_packed(ops.pack_channels(x), k, k, stride, pad), packed.correction(h, w)
+    gemm = ops.xnor_gemm(cols, packed.bits, packed.k, packed.scale, packed.bias, index, corr, h * w, impl)
+    assert torch.equal(gemm.view_as(expected), expected)
 
 
 def test_matches_the_project_binary_layer(gen):

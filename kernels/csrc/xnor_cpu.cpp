@@ -176,28 +176,12 @@ std::vector<u64> panels_of(const u64* B, int64_t N, int64_t Kw) {
   return panel;
 }
 
-// 8x8 floats transposed in registers: y[r][c] -> t[c][r].
-AVX512 inline void transpose8x8(const __m256* y, __m256* t) {
-  __m256 a0 = _mm256_unpacklo_ps(y[0], y[1]), a1 = _mm256_unpackhi_ps(y[0], y[1]);
-  __m256 a2 = _mm256_unpacklo_ps(y[2], y[3]), a3 = _mm256_unpackhi_ps(y[2], y[3]);
-  __m256 a4 = _mm256_unpacklo_ps(y[4], y[5]), a5 = _mm256_unpackhi_ps(y[4], y[5]);
-  __m256 a6 = _mm256_unpacklo_ps(y[6], y[7]), a7 = _mm256_unpackhi_ps(y[6], y[7]);
-  __m256 b0 = _mm256_shuffle_ps(a0, a2, 0x44), b1 = _mm256_shuffle_ps(a0, a2, 0xEE);
-  __m256 b2 = _mm256_shuffle_ps(a1, a3, 0x44), b3 = _mm256_shuffle_ps(a1, a3, 0xEE);
-  __m256 b4 = _mm256_shuffle_ps(a4, a6, 0x44), b5 = _mm256_shuffle_ps(a4, a6, 0xEE);
-  __m256 b6 = _mm256_shuffle_ps(a5, a7, 0x44), b7 = _mm256_shuffle_ps(a5, a7, 0xEE);
-  t[0] = _mm256_permute2f128_ps(b0, b4, 0x20); t[1] = _mm256_permute2f128_ps(b1, b5, 0x20);
-  t[2] = _mm256_permute2f128_ps(b2, b6, 0x20); t[3] = _mm256_permute2f128_ps(b3, b7, 0x20);
-  t[4] = _mm256_permute2f128_ps(b0, b4, 0x31); t[5] = _mm256_permute2f128_ps(b1, b5, 0x31);
-  t[6] = _mm256_permute2f128_ps(b2, b6, 0x31); t[7] = _mm256_permute2f128_ps(b3, b7, 0x31);
-}
-
 // The epilogue of one R x 16 tile, all in zmm registers: per row, the two int64 accumulators
-// as 16 int32, K - 2 popcount, minus the padding correction, to float, times scale, plus
-// bias (loaded once a tile). Rows go out as 16 floats ([M, N]); in NCHW, 8 pixels of one image
-// are transposed and stored as runs of 8 floats per channel, not as scalar stores 4P bytes apart.
-// One division a tile (image and pixel of row m), not one per row: at K = 18 words the compute
-// of a tile is ~430 cycles, and a per-row epilogue with divisions cost ~800 more.
+// as 16 int32, K - 2 popcount, minus the padding correction, to float, times scale, plus bias
+// (loaded once a tile), stored as 16 floats ([M, N]) or, in NCHW, 16 strided values (the conv
+// itself runs as conv512 below; this path serves xnor_gemm's `pixels` argument). One division a
+// tile, not one per row: at K = 18 words a tile computes in ~430 cycles, and a per-row epilogue
+// with divisions cost ~800 more.
 template <int R>
 AVX512 inline void store_tile512(const Epilogue& ep, int64_t m, int64_t n, const __m512i (&acc)[R][2], int live) {
   const __mmask16 mask = (__mmask16)((1u << live) - 1);
@@ -207,52 +191,44 @@ AVX512 inline void store_tile512(const Epilogue& ep, int64_t m, int64_t n, const
   const __m512 scale = ep.scale ? _mm512_maskz_loadu_ps(mask, ep.scale + n) : _mm512_setzero_ps();
   const __m512 bias = ep.bias ? _mm512_maskz_loadu_ps(mask, ep.bias + n) : _mm512_setzero_ps();
   int64_t img = ep.P ? m / ep.P : 0, p = ep.P ? m - img * ep.P : m;
-  const bool transposed = R == 8 && ep.P && p + 8 <= ep.P;
-  __m512 y[R];
+#pragma GCC unroll 8  // unrolled, the accumulators stay in registers (not copied to the stack)
   for (int r = 0; r < R; ++r, ++p) {
     if (ep.P && p == ep.P) { p = 0; ++img; }
     const __m512i pop = _mm512_permutex2var_epi32(acc[r][0], low_dwords, acc[r][1]);
     __m512i v = _mm512_sub_epi32(k, _mm512_slli_epi32(pop, 1));
     const int32_t pad = ep.pad_index ? ep.pad_index[p] : -1;
     if (pad >= 0) v = _mm512_sub_epi32(v, _mm512_maskz_loadu_epi32(mask, ep.pad_corr + (int64_t)pad * ep.N + n));
-    y[r] = _mm512_cvtepi32_ps(v);  // then a multiply and an add, not an FMA: the same roundings as every path
-    if (ep.scale) y[r] = _mm512_mul_ps(y[r], scale);
-    if (ep.bias) y[r] = _mm512_add_ps(y[r], bias);
-    if (!ep.P) _mm512_mask_storeu_ps(ep.out + (m + r) * ep.N + n, mask, y[r]);
-    else if (!transposed) {
-      alignas(64) float values[16];
-      _mm512_store_ps(values, y[r]);
-      float* o = ep.out + img * ep.N * ep.P + p;
-      for (int c = 0; c < live; ++c) o[(n + c) * ep.P] = values[c];
-    }
-  }
-  if constexpr (R == 8) {
-    if (!transposed) return;
-    float* o = ep.out + img * ep.N * ep.P + (p - 8);
-    __m256 half[8], t[8];
-    for (int r = 0; r < 8; ++r) half[r] = _mm512_castps512_ps256(y[r]);
-    transpose8x8(half, t);
-    for (int c = 0; c < std::min(live, 8); ++c) _mm256_storeu_ps(o + (n + c) * ep.P, t[c]);
-    if (live <= 8) return;
-    for (int r = 0; r < 8; ++r) half[r] = _mm512_extractf32x8_ps(y[r], 1);
-    transpose8x8(half, t);
-    for (int c = 8; c < live; ++c) _mm256_storeu_ps(o + (n + c) * ep.P, t[c - 8]);
+    __m512 y = _mm512_cvtepi32_ps(v);  // then a multiply and an add, not an FMA: the same roundings as every path
+    if (ep.scale) y = _mm512_mul_ps(y, scale);
+    if (ep.bias) y = _mm512_add_ps(y, bias);
+    if (!ep.P) { _mm512_mask_storeu_ps(ep.out + (m + r) * ep.N + n, mask, y); continue; }
+    alignas(64) float values[16];
+    _mm512_store_ps(values, y);
+    float* o = ep.out + img * ep.N * ep.P + p;
+    for (int c = 0; c < live; ++c) o[(n + c) * ep.P] = values[c];
   }
 }
 
+// acc[r][h] lane j += popcount(a[r] ^ column 8h + j of the panel), over Kw words.
 template <int R>
-AVX512 void tile512(const u64* A, const u64* panel, int64_t Kw, int64_t m, int64_t n, int64_t N, const Epilogue& ep) {
-  __m512i acc[R][2];
+AVX512 inline void accumulate512(const u64* a, const u64* panel, int64_t Kw, __m512i (&acc)[R][2]) {
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
-  const u64* a = A + m * Kw;
   for (int64_t k = 0; k < Kw; ++k) {
     const __m512i b0 = _mm512_loadu_si512(panel + k * PANEL), b1 = _mm512_loadu_si512(panel + k * PANEL + 8);
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512i x = _mm512_set1_epi64((long long)a[r * Kw + k]);
       acc[r][0] = _mm512_add_epi64(acc[r][0], _mm512_popcnt_epi64(_mm512_xor_si512(x, b0)));
       acc[r][1] = _mm512_add_epi64(acc[r][1], _mm512_popcnt_epi64(_mm512_xor_si512(x, b1)));
     }
   }
+}
+
+template <int R>
+AVX512 void tile512(const u64* A, const u64* panel, int64_t Kw, int64_t m, int64_t n, int64_t N, const Epilogue& ep) {
+  __m512i acc[R][2];
+  accumulate512<R>(A + m * Kw, panel, Kw, acc);
   store_tile512<R>(ep, m, n, acc, (int)std::min<int64_t>(PANEL, N - n));
 }
 
@@ -272,6 +248,92 @@ void block_avx512(const u64* A, const u64* panels, int64_t m0, int64_t m1, int64
   }
 }
 
+// A conv on AVX-512 with the im2col fused and the product turned around: the tile's rows are
+// output channels (weight rows, broadcast) and its 16 columns are output pixels (a panel
+// gathered from the packed input into L1), so that a tile row is 16 contiguous floats of one
+// NCHW channel: no transposes, and no im2col matrix written to memory and read back.
+struct ConvGeometry {
+  int64_t H, W, Cw, kh, kw, stride, pad, Ho, Wo;
+};
+
+// panel[(tap * Cw + w) * 16 + j] = word w of the input pixel under tap `tap` of output pixel
+// p0 + j: the taps in im2col_packed's order; word 0 (+1) in the zero padding (the correction
+// removes it) and past `count`.
+void gather_panel(const u64* x, const ConvGeometry& g, int64_t p0, int64_t count, u64* panel) {
+  int64_t oy = p0 / g.Wo, ox = p0 % g.Wo;
+  for (int64_t j = 0; j < PANEL; ++j) {
+    for (int64_t ky = 0; ky < g.kh; ++ky)
+      for (int64_t kx = 0; kx < g.kw; ++kx) {
+        const int64_t iy = oy * g.stride - g.pad + ky, ix = ox * g.stride - g.pad + kx;
+        const bool inside = j < count && iy >= 0 && iy < g.H && ix >= 0 && ix < g.W;
+        const u64* src = x + (iy * g.W + ix) * g.Cw;
+        u64* dst = panel + (ky * g.kw + kx) * g.Cw * PANEL + j;
+        for (int64_t w = 0; w < g.Cw; ++w) dst[w * PANEL] = inside ? src[w] : 0;
+      }
+    if (++ox == g.Wo) { ox = 0; ++oy; }
+  }
+}
+
+// Channels c0 .. c0+R-1 of pixels p0 .. p0+count-1, as store_tile512 does it. The padding
+// correction is channel-major here ([O, nb]): border pixels are numbered in pixel order, so a
+// panel's border lanes have consecutive numbers and one expand-load per row puts their
+// corrections in their lanes (a vpgatherdd per row cost more than the whole tile's compute).
+template <int R>
+AVX512 inline void store_conv_tile512(const Epilogue& ep, float* out, int64_t c0, int64_t p0, int count,
+                                      const __m512i (&acc)[R][2], const int32_t* corr, int64_t nb, __mmask16 border) {
+  const __mmask16 mask = (__mmask16)((1u << count) - 1);
+  const __m512i k = _mm512_set1_epi32((int32_t)ep.K);
+  const __m512i low_dwords = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const int64_t c = c0 + r;
+    const __m512i pop = _mm512_permutex2var_epi32(acc[r][0], low_dwords, acc[r][1]);
+    __m512i v = _mm512_sub_epi32(k, _mm512_slli_epi32(pop, 1));
+    if (border) v = _mm512_sub_epi32(v, _mm512_maskz_expandloadu_epi32(border, corr + c * nb));
+    __m512 y = _mm512_cvtepi32_ps(v);  // a multiply, then an add: the roundings of every path
+    if (ep.scale) y = _mm512_mul_ps(y, _mm512_set1_ps(ep.scale[c]));
+    if (ep.bias) y = _mm512_add_ps(y, _mm512_set1_ps(ep.bias[c]));
+    _mm512_mask_storeu_ps(out + c * ep.P + p0, mask, y);
+  }
+}
+
+template <int R>
+AVX512 void conv_rows512(const u64* weights, const u64* panel, int64_t Kw, int64_t c0, int64_t rows, const Epilogue& ep,
+                         float* out, int64_t p0, int count, const int32_t* corr, int64_t nb, __mmask16 border) {
+  if constexpr (R > 0) {
+    if (rows != R) return conv_rows512<R - 1>(weights, panel, Kw, c0, rows, ep, out, p0, count, corr, nb, border);
+    __m512i acc[R][2];
+    accumulate512<R>(weights + c0 * Kw, panel, Kw, acc);
+    store_conv_tile512<R>(ep, out, c0, p0, count, acc, corr, nb, border);
+  }
+}
+
+// One panel of 16 output pixels of image b, against every output channel.
+// ep.pad_corr is channel-major, [O, nb].
+AVX512 void conv_panel512(const u64* x, const u64* weights, const ConvGeometry& g, int64_t Kw, const Epilogue& ep,
+                          int64_t nb, int64_t b, int64_t p0, u64* panel) {
+  const int count = (int)std::min<int64_t>(PANEL, ep.P - p0);
+  gather_panel(x + b * g.H * g.W * g.Cw, g, p0, count, panel);
+  __mmask16 border = 0;
+  const int32_t* corr = ep.pad_corr;
+  if (ep.pad_index) {
+    const __m512i index = _mm512_mask_loadu_epi32(_mm512_set1_epi32(-1), (__mmask16)((1u << count) - 1), ep.pad_index + p0);
+    border = _mm512_cmpge_epi32_mask(index, _mm512_setzero_si512());
+    if (border) corr += ep.pad_index[p0 + __builtin_ctz(border)];  // the panel's first border number
+  }
+  float* out = ep.out + b * ep.N * ep.P;
+  for (int64_t c = 0; c < ep.N; c += RMAX)
+    conv_rows512<RMAX>(weights, panel, Kw, c, std::min<int64_t>(RMAX, ep.N - c), ep, out, p0, count, corr, nb, border);
+}
+
+void conv512(const u64* x, const u64* weights, int64_t batch, const ConvGeometry& g, int64_t Kw, const Epilogue& ep, int64_t nb) {
+  const int64_t panels = (ep.P + PANEL - 1) / PANEL;
+  at::parallel_for(0, batch * panels, 4, [&](int64_t t0, int64_t t1) {
+    std::vector<u64> panel(Kw * PANEL);
+    for (int64_t t = t0; t < t1; ++t) conv_panel512(x, weights, g, Kw, ep, nb, t / panels, (t % panels) * PANEL, panel.data());
+  });
+}
+
 std::string best_impl() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq") &&
@@ -287,6 +349,23 @@ bool has_avx2() { return detected() == "avx512" || detected() == "avx2"; }
 
 }  // namespace
 
+// The epilogue's optional tensors, made contiguous and of the kernel's dtypes (kept alive here).
+struct EpilogueTensors {
+  at::Tensor scale, bias, pad_index, pad_corr;
+  EpilogueTensors(const c10::optional<at::Tensor>& s, const c10::optional<at::Tensor>& b,
+                  const c10::optional<at::Tensor>& pi, const c10::optional<at::Tensor>& pc) {
+    auto take = [](const c10::optional<at::Tensor>& t, at::ScalarType type) {
+      return t && t->defined() ? t->contiguous().to(type) : at::Tensor();
+    };
+    scale = take(s, at::kFloat); bias = take(b, at::kFloat); pad_index = take(pi, at::kInt); pad_corr = take(pc, at::kInt);
+  }
+  Epilogue of(int64_t K, int64_t N, int64_t P, at::Tensor& out) const {
+    return Epilogue{K, scale.defined() ? scale.data_ptr<float>() : nullptr, bias.defined() ? bias.data_ptr<float>() : nullptr,
+                    pad_index.defined() ? pad_index.data_ptr<int32_t>() : nullptr,
+                    pad_corr.defined() ? pad_corr.data_ptr<int32_t>() : nullptr, N, P, out.data_ptr<float>()};
+  }
+};
+
 // out = scale[n] * (K - 2 popcount(A[m] ^ B[n]) - pad correction) + bias[n]
 at::Tensor xnor_gemm(at::Tensor A, at::Tensor B, int64_t K, c10::optional<at::Tensor> scale,
                         c10::optional<at::Tensor> bias, c10::optional<at::Tensor> pad_index,
@@ -298,15 +377,8 @@ at::Tensor xnor_gemm(at::Tensor A, at::Tensor B, int64_t K, c10::optional<at::Te
   const int64_t M = A.size(0), N = B.size(0), Kw = A.size(1);
   TORCH_CHECK(P == 0 || M % P == 0, "M must be a multiple of P");
   auto out = P ? at::empty({M / P, N, P}, at::kFloat) : at::empty({M, N}, at::kFloat);
-  auto ptr = [](const c10::optional<at::Tensor>& t) { return t && t->defined() ? t : c10::optional<at::Tensor>(); };
-  auto sc = ptr(scale), bi = ptr(bias), pi = ptr(pad_index), pc = ptr(pad_corr);
-  at::Tensor sct = sc ? sc->contiguous().to(at::kFloat) : at::Tensor();
-  at::Tensor bit = bi ? bi->contiguous().to(at::kFloat) : at::Tensor();
-  at::Tensor pit = pi ? pi->contiguous().to(at::kInt) : at::Tensor();
-  at::Tensor pct = pc ? pc->contiguous().to(at::kInt) : at::Tensor();
-  Epilogue ep{K, sc ? sct.data_ptr<float>() : nullptr, bi ? bit.data_ptr<float>() : nullptr,
-              pi ? pit.data_ptr<int32_t>() : nullptr, pc ? pct.data_ptr<int32_t>() : nullptr,
-              N, P, out.data_ptr<float>()};
+  const EpilogueTensors tensors(scale, bias, pad_index, pad_corr);
+  const Epilogue ep = tensors.of(K, N, P, out);
   const u64* a = reinterpret_cast<const u64*>(A.data_ptr<int64_t>());
   const u64* b = reinterpret_cast<const u64*>(B.data_ptr<int64_t>());
   if (impl == "auto") impl = detected();
@@ -322,10 +394,41 @@ at::Tensor xnor_gemm(at::Tensor A, at::Tensor B, int64_t K, c10::optional<at::Te
   return out;
 }
 
+at::Tensor im2col_packed(at::Tensor xp, int64_t kh, int64_t kw, int64_t stride, int64_t pad);
+
+// Binary conv of packed activations [B, H, W, Cw] with packed weights [O, kh*kw*Cw] -> float
+// [B, O, Ho, Wo]: fused on AVX-512 (conv512), else packed im2col + xnor_gemm. The padding
+// correction comes in both layouts: [nb, O] (xnor_gemm) and channel-major [O, nb] (conv512).
+at::Tensor xnor_conv2d(at::Tensor xp, at::Tensor weights, int64_t K, int64_t kh, int64_t kw, int64_t stride, int64_t pad,
+                       c10::optional<at::Tensor> scale, c10::optional<at::Tensor> bias,
+                       c10::optional<at::Tensor> pad_index, c10::optional<at::Tensor> pad_corr,
+                       c10::optional<at::Tensor> pad_corr_by_channel, std::string impl) {
+  TORCH_CHECK(xp.dim() == 4 && xp.dtype() == at::kLong && weights.dtype() == at::kLong, "packed input [B, H, W, Cw] and weights must be int64 words");
+  xp = xp.contiguous(); weights = weights.contiguous();
+  const int64_t batch = xp.size(0), H = xp.size(1), W = xp.size(2), Cw = xp.size(3), O = weights.size(0);
+  TORCH_CHECK(weights.size(1) == kh * kw * Cw, "weights must be [O, kh*kw*Cw] words");
+  const ConvGeometry g{H, W, Cw, kh, kw, stride, pad, (H + 2 * pad - kh) / stride + 1, (W + 2 * pad - kw) / stride + 1};
+  if (impl == "auto") impl = detected();
+  if (impl != "avx512") {
+    at::Tensor cols = im2col_packed(xp, kh, kw, stride, pad);
+    return xnor_gemm(cols, weights, K, scale, bias, pad_index, pad_corr, g.Ho * g.Wo, impl).view({batch, O, g.Ho, g.Wo});
+  }
+  TORCH_CHECK(detected() == "avx512", "this CPU has no AVX-512 VPOPCNTDQ");
+  auto out = at::empty({batch, O, g.Ho, g.Wo}, at::kFloat);
+  const EpilogueTensors tensors(scale, bias, pad_index, pad_corr_by_channel);
+  const int64_t nb = tensors.pad_corr.defined() ? tensors.pad_corr.size(1) : 0;
+  TORCH_CHECK(!tensors.pad_index.defined() || (tensors.pad_corr.defined() && tensors.pad_corr.size(0) == O),
+              "the AVX-512 conv needs the padding correction channel-major, [O, nb]");
+  conv512(reinterpret_cast<const u64*>(xp.data_ptr<int64_t>()), reinterpret_cast<const u64*>(weights.data_ptr<int64_t>()),
+          batch, g, kh * kw * Cw, tensors.of(K, O, g.Ho * g.Wo, out), nb);
+  return out;
+}
+
 // Packing kernels, one per ISA (so that the compiler vectorizes the compares with AVX2).
 // Channels-first: a block of PB pixels accumulates its words in registers/L1 (contiguous, so
-// the compare-shift-or vectorizes across pixels), then stores them NHWC.
-constexpr int64_t PB = 256;
+// the compare-shift-or vectorizes across pixels), then stores them NHWC. 1024 pixels: each
+// channel is read in runs of one 4 KB page, which the hardware prefetcher follows.
+constexpr int64_t PB = 1024;
 #define PACK_BLOCKS(SUFFIX, ATTR)                                                                \
   ATTR void pack_channels_##SUFFIX(const float* x, const float* t, const uint8_t* f, u64* out,   \
                                    int64_t C, int64_t HW, int64_t Cw, int64_t b, int64_t w) {    \
@@ -536,6 +639,7 @@ TORCH_LIBRARY(repro_xnor, m) {
   m.def("xnor_gemm", &xnor_gemm);
   m.def("pack_nchw", &pack_nchw);
   m.def("im2col_packed", &im2col_packed);
+  m.def("xnor_conv2d", &xnor_conv2d);
   m.def("cpu_impl", &cpu_impl);
   m.def("cpu_impls", &cpu_impls);
   m.def("issue_probe", &issue_probe);
