@@ -55,6 +55,8 @@ def test_xnor_gemm_equals_float_matmul(gen, impl, m, k, n):
 CONVS = [  # B, C, H, W, O, k, stride, pad
     (2, 37, 7, 5, 3, 3, 1, 1), (1, 128, 8, 8, 64, 3, 1, 1), (1, 70, 9, 9, 1, 3, 2, 1),
     (1, 5, 6, 6, 7, 1, 1, 0), (3, 64, 5, 4, 2, 3, 1, 1), (1, 3, 11, 11, 4, 5, 2, 2), (1, 1, 1, 1, 1, 3, 1, 1),
+    # output rows of 16 pixels and more (the AVX-512 conv's one-row panels), strides 1 and 2
+    (2, 70, 5, 37, 9, 3, 1, 1), (1, 64, 40, 40, 16, 3, 2, 1), (1, 3, 41, 41, 5, 5, 2, 2),
 ]
 
 
