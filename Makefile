@@ -7,7 +7,7 @@ PAPER ?= bulat2019
 TABLE ?= 1
 PROFILE ?= proxy
 
-.PHONY: run test setup testbed dashboard
+.PHONY: run test setup testbed dashboard gpu-wheels
 # Trains the table at PROFILE, measures its models (structure: no training, seconds a row), prints the comparison.
 run: setup
 	$(VENV)/bin/repro run --paper $(PAPER) --table $(TABLE) --profile $(PROFILE)
@@ -27,6 +27,13 @@ test: setup testbed
 # when all are there, or when not root, where their tests skip): jobs/testbed/README.md
 testbed:
 	bash jobs/testbed/install.sh
+
+# Wheels of what a lent GPU machine lacks (SQLAlchemy, the version installed here, for its Python 3.12), into .whl/
+# for jobs/gpu-check.sh (README: Kernels, GPU).
+gpu-wheels: setup
+	$(VENV)/bin/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .whl "sqlalchemy==$$($(VENV)/bin/python -c 'import sqlalchemy; print(sqlalchemy.__version__)')"
 
 setup: $(VENV)/.installed
 
