@@ -18,10 +18,11 @@ run: setup
 dashboard: setup
 	$(VENV)/bin/streamlit run dashboard/app.py --browser.gatherUsageStats false
 
-# The tests start a real SLURM cluster and PostgreSQL server themselves (tests/conftest.py) and stop them at the end.
+# The tests start a real SLURM cluster and PostgreSQL server themselves (tests/conftest.py) and stop them at the end;
+# two pytest-xdist workers, one per core.
 test: setup testbed
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup
 
 # Installs what those services run, from Debian's packages (measured: 14 s for SLURM, munge, slurmdbd and MariaDB; a no-op
 # when all are there, or when not root, where their tests skip): jobs/testbed/README.md

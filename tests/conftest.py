@@ -11,6 +11,27 @@ from pathlib import Path
 
 import pytest
 
+# `make test` runs the suite on two pytest-xdist workers (one per core). Each worker then gets one
+# thread (torch's, and the runs it starts), so that the two never oversubscribe the cores; the
+# tests of a real service run in one worker, so the services start once (see below), and so do
+# the tests of the session's filled database, which is then built once.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+GROUPS = {"services": {"slurm_cluster", "postgres_url"}, "filled_db": {"filled_db"}}
+
+
+def pytest_configure(config):
+    if WORKER:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        import torch
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = next((name for name, fixtures in GROUPS.items() if fixtures & set(getattr(item, "fixturenames", ()))), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
@@ -18,7 +39,7 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for var in ("REPRO_DB", "REPRO_HOME", "MLFLOW_TRACKING_URI", "REPRO_DATA_DIR"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("REPRO_THREADS", "2")
+    monkeypatch.setenv("REPRO_THREADS", "1" if WORKER else "2")
     return tmp_path
 
 
