@@ -26,11 +26,10 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        group = next((name for name, fixtures in GROUPS.items() if fixtures & set(getattr(item, "fixturenames", ()))), None)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+def pytest_itemcollected(item):  # marked as collected, before xdist reads the groups (pytest_collection_modifyitems)
+    group = next((name for name, fixtures in GROUPS.items() if fixtures & set(getattr(item, "fixturenames", ()))), None)
+    if group:
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture

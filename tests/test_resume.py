@@ -44,7 +44,7 @@ def stop_after(monkeypatch, calls: int) -> None:
 # 6 batches an epoch: a stop after batch 6 comes at an epoch's end (as a kill -9 right after the
 # epoch's checkpoint), the others mid-epoch.
 @pytest.mark.parametrize("row, stops", [("prelu", [6, 8]), ("prelu_rev_prog", [3, 9, 14])])
-def test_a_run_stopped_mid_epoch_resumes_to_the_same_result(workdir, monkeypatch, row, stops):
+def test_a_run_stopped_mid_epoch_resumes_to_the_same_result(workdir, row, stops):
     config = config_of(row)
     curves = {}
     reference = train_run(config, workdir / "straight", lambda values, step: curves.setdefault("straight", []).append(values))
@@ -52,13 +52,13 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_result(workdir, monkeypatch
     resumed_curve, trained = [], 0
     for calls in stops:  # stopped again and again, each time somewhere else
         train.STOP.clear()
-        stop_after(monkeypatch, calls)
-        with pytest.raises(Interrupted, match="checkpoint saved"):
-            train_run(config, workdir / "stopped", lambda values, step: resumed_curve.append(values))
+        with pytest.MonkeyPatch.context() as patch:  # undone alone: the workdir's settings (threads) stay
+            stop_after(patch, calls)
+            with pytest.raises(Interrupted, match="checkpoint saved"):
+                train_run(config, workdir / "stopped", lambda values, step: resumed_curve.append(values))
         trained += calls  # batches trained so far: 6 an epoch, 3 epochs a stage
         saved = torch.load(workdir / "stopped" / "checkpoint.pt", weights_only=False)
         assert saved["next"] == {"stage": trained // 18, "epoch": trained % 18 // 6, "batch": trained % 6}  # where it stood
-        monkeypatch.undo()
     train.STOP.clear()
     final = train_run(config, workdir / "stopped", lambda values, step: resumed_curve.append(values))
     assert final == {k: v for k, v in reference.items()}  # bit for bit
