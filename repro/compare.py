@@ -348,7 +348,9 @@ def _rows(result: TableComparison) -> tuple[list[str], list[list[str]]]:
         profile = get_profile(c.profile) if c.profile else None
         delta = _num(c.delta, 2) if profile and profile.numeric else ("claims only" if c.n else "—")
         digits = 2 if profile and profile.deterministic else 1  # measured counts: more digits, no spread
-        std = "—" if profile and profile.deterministic else _num(c.std)
+        metric = result.table.metrics.get(c.metric)
+        digits = metric.digits if metric is not None and metric.digits is not None else digits  # e.g. fractions
+        std = "—" if profile and profile.deterministic else _num(c.std, digits)
         body.append([c.row, c.label, c.metric, _num(c.published, digits), _num(c.reproduced, digits), std,
                      str(c.n) if c.n else "—", delta, _num(c.delta_pct), c.profile or "—"])
     return header, body

@@ -25,6 +25,14 @@ def make_optimizer(model: torch.nn.Module, train: dict) -> torch.optim.Optimizer
     return OPTIMIZERS[train["optimizer"]](model.parameters(), train)
 
 
+def clip_gradients(model: torch.nn.Module, limit: float) -> None:
+    """``train.grad_clip``: every gradient element clamped to [-limit, limit] before the step (the
+    value clipping of CPD's ``clip_gradient``, not a clip of the gradient's norm)."""
+    for param in model.parameters():
+        if param.grad is not None:
+            param.grad.clamp_(-limit, limit)
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, train: dict, epochs: int | None = None
                    ) -> torch.optim.lr_scheduler.LRScheduler:
     """lr times ``lr_drop_factor`` at each epoch of ``lr_drop_at`` (e.g. [150, 170, 200]) when

@@ -39,6 +39,7 @@ class Metric:
     column: str  # the column heading in the paper's table
     higher_is_better: bool = True
     unit: str = ""
+    digits: int | None = None  # decimals the text tables show (None: the profile's default)
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,7 @@ def _load_table(r: _Reader, paper_id: str, table_id: str, data: Any, defaults: d
             column=r.get(mdata, "column", mwhere),
             higher_is_better=r.get(mdata, "higher_is_better", mwhere, bool, default=True),
             unit=r.get(mdata, "unit", mwhere, default=""),
+            digits=r.get(mdata, "digits", mwhere, int, default=None),
         )
     if not metrics:
         raise r.fail(f"{where}.metrics", "a table needs at least one metric")

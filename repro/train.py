@@ -116,6 +116,8 @@ def train_run(config: dict, run_dir: Path, log: Callable[[dict, int], None],
                     raise Diverged(f"loss became {loss.item()} in stage '{stage.name}', epoch {epoch + 1}, batch {index + 1}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if train.get("grad_clip"):
+                    optim.clip_gradients(model, train["grad_clip"])
                 optimizer.step()
                 total, count, trained = total + loss.item(), count + 1, index + 1
                 if STOP.is_set():

@@ -32,6 +32,8 @@ def data_dir(tmp_path_factory):
     fixtures.write_cifar(root, "cifar100")
     fixtures.write_image_folders(root, "imagenet")
     fixtures.write_image_folders(root, "imagenet_subset", classes=100, per_class=1)  # liu2020 Table 9: 100 classes
+    for name in ("duts_tr", "duts_test", "ecssd", "hku_is", "pascal_s", "dut_omron"):  # saliency (liu2020 Table 10)
+        fixtures.write_saliency(root, name, n=2)
     return root, written
 
 

@@ -219,10 +219,14 @@ def test_smoke_runs_through_the_cli(workdir, capsys):
     assert sorted(runs) == sorted((t, r, "finished") for t, rows in plan.items() for r in rows.split(","))
 
 
-def test_table_10_stays_not_runnable():
+def test_table_10_runs_on_the_saliency_task():
+    """Every row of Table 10 is runnable (tests/test_saliency_task.py runs them); CPD-LB rows replace
+    CPD's decoder 3x3 units with the LBB by name (model.conv3x3: lbb), the published cells untouched."""
     table = get_paper("liu2020").table("10")
-    assert not any(row.runnable for row in table.rows)
-    assert all("CPD" in row.not_runnable_reason for row in table.rows)
+    assert table.task == "saliency" and all(row.runnable for row in table.rows) and len(table.rows) == 20
+    lb = [row for row in table.rows if row.id.startswith("cpd_lb_")]
+    assert len(lb) == 10 and all(row.spec["model"]["conv3x3"] == "lbb" for row in lb)
+    assert table.base["model"]["conv3x3_scope"] == "decoder" and "model.conv3x3_scope" in table.assumptions
 
 
 def test_lbb_block_flops_are_eq_9():

@@ -31,8 +31,11 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
             "conv_weight_params": conv_weights}
 
 
-def measure(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
+def measure(model: nn.Module, input_shape: tuple[int, ...],
+            parts: dict[str, list[nn.Module]] | None = None) -> dict[str, float]:
     """Structure of a model for one input of ``input_shape`` (C, H, W), without training.
+    ``parts`` (name -> the model's submodules it covers) adds ``<name>_params_m``,
+    ``<name>_flops_g`` and ``<name>_binary_macs_g`` for each part (e.g. a trunk and a decoder).
 
     Conventions (stated, since papers differ): ``params_m`` counts trainable conv and linear
     weights (no BN, bias or PReLU), the papers' convention; ``flops_g`` = 2 x multiply-adds of
@@ -48,6 +51,10 @@ def measure(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
         model = collapse(copy.deepcopy(model))
     counts = count_parameters(model)
     real_macs = binary_macs = 0
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    owner = {id(layer): name for name, modules in (parts or {}).items()
+             for module in modules for layer in module.modules() if isinstance(layer, (nn.Conv2d, nn.Linear))}
+    by_part = {name: {"real": 0, "binary": 0} for name in parts or {}}
 
     def hook(module, inputs, output):
         nonlocal real_macs, binary_macs
@@ -55,12 +62,14 @@ def measure(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
             macs = output.numel() * (module.in_channels // module.groups) * module.weight[0, 0].numel()
         else:
             macs = output.numel() * module.in_features
-        if _binarized_weight(module) or getattr(module, "multiplication_free", False):
+        kind = "binary" if _binarized_weight(module) or getattr(module, "multiplication_free", False) else "real"
+        if kind == "binary":
             binary_macs += macs
         else:
             real_macs += macs
+        if id(module) in owner:
+            by_part[owner[id(module)]][kind] += macs
 
-    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     handles = [m.register_forward_hook(hook) for m in layers]
     was_training = model.training
     try:
@@ -71,7 +80,13 @@ def measure(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
         for handle in handles:
             handle.remove()
         model.train(was_training)
-    trainable_weights = sum(m.weight.numel() for m in layers if isinstance(m.weight, nn.Parameter) and m.weight.requires_grad)
+    trained = lambda m: isinstance(m.weight, nn.Parameter) and m.weight.requires_grad  # noqa: E731
+    trainable_weights = sum(m.weight.numel() for m in layers if trained(m))
+    extra = {}
+    for name, macs in by_part.items():
+        mine = [m for m in layers if owner.get(id(m)) == name]
+        extra.update({f"{name}_params_m": sum(m.weight.numel() for m in mine if trained(m)) / 1e6,
+                      f"{name}_flops_g": 2 * macs["real"] / 1e9, f"{name}_binary_macs_g": macs["binary"] / 1e9})
     return {
         "params_m": trainable_weights / 1e6,
         "params_total_m": counts["total"] / 1e6,
@@ -83,4 +98,5 @@ def measure(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
         "binary_macs_g": binary_macs / 1e9,
         "size_float32_mb": counts["total"] * 4 / 2**20,
         "size_packed_mb": (counts["binary"] / 8 + counts["real"] * 4) / 2**20,
+        **extra,
     }

@@ -1,5 +1,5 @@
 """Tiny datasets written in the real on-disk formats (the .mat, .h5, .sqlite, pickle and image
-folders of MPII, LSP / LSPET, AFLW, CIFAR and ImageNet), for the tests and ``repro data bench``.
+folders of MPII, LSP / LSPET, AFLW, CIFAR, ImageNet and the saliency benchmarks), for the tests and ``repro data bench``.
 
 Each image is a smooth random background with sensor noise (so a JPEG is about as costly to
 decode as a photograph) and a white disc at every labelled keypoint, so a test can check that a
@@ -226,3 +226,23 @@ def write_image_folders(root: Path, name: str = "imagenet", classes: int = 3, pe
         for c in range(classes):
             for k in range(per_class):
                 write_jpeg(root / name / split / f"n{c:08d}" / f"{split}_{c}_{k}.JPEG", image(rng, *size))
+
+
+def write_saliency(root: Path, name: str, n: int = 4, size=(48, 40), seed: int = 0) -> list[np.ndarray]:
+    """A salient-object dataset in its distributed layout (saliency/datasets.py: image folder and
+    mask folder, paired by name): synthetic objects over clutter (JPEG) and their masks (PNG,
+    0 / 255), at ``size`` (width, height). Returns the masks written."""
+    from .saliency.datasets import layout
+    from .saliency.synthetic import render_one
+
+    image_dir, mask_dir = layout(name, root)
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    masks = []
+    for i in range(n):
+        picture, mask = render_one(seed, "train", i, max(width, height))
+        picture, mask = picture[:height, :width], mask[:height, :width]
+        write_jpeg(image_dir / f"{name}_{i:04d}.jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(mask_dir / f"{name}_{i:04d}.png"), mask)
+        masks.append(mask)
+    return masks
