@@ -51,13 +51,26 @@ def _mlflow():
     return mlflow
 
 
+def _point_at(mlflow, uri: str) -> None:
+    """MLflow's tracking URI for this process. ``mlflow.set_tracking_uri`` also writes it into
+    MLFLOW_TRACKING_URI, which this module reads as the user's own choice (and child processes
+    inherit): a later run in another folder or database would then track into this one. The
+    variable is put back as it was."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def experiment_id(paper: str, table: str, db_url: str | None = None) -> str:
     """The experiment of a table, created with its artifact folder beside the database. Several
     processes may do this at once on a new store: one at a time creates MLflow's schema."""
     uri = tracking_uri(db_url)
     with _creation_lock(uri, db_url):
         mlflow = _mlflow()
-        mlflow.set_tracking_uri(uri)
+        _point_at(mlflow, uri)
         name = f"{paper}/table{table}"
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is not None:
@@ -97,7 +110,7 @@ class MLflowSink:
 
     def __init__(self, db_url: str | None, experiment: str, run_name: str, config: dict, run_id: str | None = None):
         self.mlflow = _mlflow()
-        self.mlflow.set_tracking_uri(tracking_uri(db_url))
+        _point_at(self.mlflow, tracking_uri(db_url))
         client = self.mlflow.tracking.MlflowClient()
         if run_id is None:
             run = client.create_run(experiment, run_name=run_name, tags={f"repro.{k}": str(v) for k, v in config["run"].items()})

@@ -208,3 +208,14 @@ def test_force_runs_a_finished_row_again(smoke_table, capsys, monkeypatch):
     after = con.execute("select finished_at, status from runs where row_id = 'real'").fetchone()
     assert after[0] != before and after[1] == "finished"
     assert con.execute("select count(*) from runs").fetchone()[0] == 8
+
+
+def test_a_run_in_this_process_leaves_no_tracking_uri_for_the_next(workdir, capsys):
+    """MLflow's set_tracking_uri writes MLFLOW_TRACKING_URI into the environment; left there, it would
+    send a later run elsewhere (another folder, a dropped database) to this run's MLflow store."""
+    import os
+
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert main(["run", "--paper", "bulat2019", "--table", "1", "--rows", "baseline", "--profile", "smoke",
+                 "--executor", "debug", "--quiet"]) == 0
+    assert "MLFLOW_TRACKING_URI" not in os.environ and (workdir / "mlflow.db").exists()

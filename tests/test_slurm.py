@@ -128,14 +128,18 @@ def test_an_array_task_stopped_by_its_signal_requeues_and_resumes_to_the_same_me
 def test_100_runs_are_submitted_as_arrays_in_seconds(job_env, fresh_postgres_db, tmp_path):
     done = repro("run", "--paper", "bulat2019", "--table", "1", "--profile", "smoke", "--seeds", "13", "--executor", "slurm",
                  "--db", fresh_postgres_db, "--array-parallelism", "2", cwd=tmp_path, env=job_env)
-    assert done.returncode == 0, done.stderr
-    line = next(line for line in done.stdout.splitlines() if line.startswith("submitted 104 run(s) in "))
-    assert "planned, stored and submitted" in line
-    seconds = float(line.split(" in ")[1].split(" s")[0])
-    assert seconds < 10, line
-    arrays = sorted({job.split("_")[0] for (job,) in query(fresh_postgres_db, "select job_id from runs")})
-    assert len(arrays) == 2  # the wave, and the distillation students after their teacher
-    subprocess.run(["scancel", *arrays], check=True, env=job_env)
+    arrays = sorted({job.split("_")[0] for (job,) in query(fresh_postgres_db, "select job_id from runs where job_id is not null")})
+    try:
+        assert done.returncode == 0, done.stderr
+        line = next(line for line in done.stdout.splitlines() if line.startswith("submitted 104 run(s) in "))
+        assert "planned, stored and submitted" in line
+        # 3-8 s when the suite's other worker is idle; the bound catches a per-run round trip to SLURM or the database
+        seconds = float(line.split(" in ")[1].split(" s")[0])
+        assert seconds < 30, line
+        assert len(arrays) == 2  # the wave, and the distillation students after their teacher
+    finally:  # never leave 104 runs queued on the cluster the next tests use
+        if arrays:
+            subprocess.run(["scancel", *arrays], check=True, env=job_env)
     time.sleep(2)
     status = repro("status", "--db", fresh_postgres_db, cwd=tmp_path, env=job_env).stdout
     assert "interrupted" in status  # jobs gone without finishing: they run again on the next `repro run`
