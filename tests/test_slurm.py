@@ -133,7 +133,7 @@ def test_100_runs_are_submitted_as_arrays_in_seconds(job_env, fresh_postgres_db,
         assert done.returncode == 0, done.stderr
         line = next(line for line in done.stdout.splitlines() if line.startswith("submitted 104 run(s) in "))
         assert "planned, stored and submitted" in line
-        # 3-8 s when the suite's other worker is idle; the bound catches a per-run round trip to SLURM or the database
+        # seconds, even beside the suite's other worker: the bound catches a round trip to SLURM or the database per run
         seconds = float(line.split(" in ")[1].split(" s")[0])
         assert seconds < 30, line
         assert len(arrays) == 2  # the wave, and the distillation students after their teacher
