@@ -149,6 +149,15 @@ def test_data_check_knows_each_layout(tmp_path, name):
     assert report.usable and report.counts == [("images", 3, SOD_DATASETS[name]["official"])]
 
 
+def test_the_repackaged_image_mask_layout_is_read_too(tmp_path):
+    """<Dataset>/Image + <Dataset>/Mask, as many SOD codebases re-package the benchmarks."""
+    fixtures.write_saliency(tmp_path, "hku_is", n=3)
+    (tmp_path / "HKU-IS" / "imgs").rename(tmp_path / "HKU-IS" / "Image")
+    (tmp_path / "HKU-IS" / "gt").rename(tmp_path / "HKU-IS" / "Mask")
+    report = check("hku_is", tmp_path)
+    assert report.usable and report.counts == [("images", 3, 4447)] and "HKU-IS/Image" in report.found[0]
+
+
 def test_unmatched_image_is_reported(tmp_path):
     fixtures.write_saliency(tmp_path, "ecssd", n=3)
     next((tmp_path / "ECSSD" / "ground_truth_mask").iterdir()).unlink()

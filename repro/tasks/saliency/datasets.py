@@ -47,9 +47,18 @@ TEST_SETS = ("ecssd", "hku_is", "pascal_s", "dut_omron", "duts_test")
 TRAIN_SETS = ("duts_tr",)
 
 
+# Many SOD codebases re-package every benchmark as <Dataset>/Image + <Dataset>/Mask: accepted too.
+REPACKAGED = ("Image", "Mask")
+
+
 def layout(name: str, root: Path) -> tuple[Path, Path]:
+    """(image folder, mask folder): the distributed layout, or the common re-packaged one where
+    only that exists."""
     spec = SOD_DATASETS[name]
-    return root / spec["folder"] / spec["images"], root / spec["folder"] / spec["masks"]
+    folder = root / spec["folder"]
+    if not (folder / spec["images"]).is_dir() and (folder / REPACKAGED[0]).is_dir():
+        return folder / REPACKAGED[0], folder / REPACKAGED[1]
+    return folder / spec["images"], folder / spec["masks"]
 
 
 def _files(folder: Path, suffixes: set[str]) -> dict[str, Path]:
