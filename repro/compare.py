@@ -14,6 +14,11 @@ when one fails. An inconclusive comparison says what the seeds could resolve: th
 difference detectable at this spread (one-sided, ``ALPHA``, power ``POWER``), against the
 published effect, and how many seeds a row that effect would need. Deterministic profiles
 (``structure``) compare the measured values directly.
+
+``a ~ b`` (the claim's ``margin``: "nearly the same") is an equivalence test, Schuirmann's two
+one-sided tests: it holds when both ``a - b > -margin`` and ``a - b < margin`` are significant at
+``ALPHA`` (so the difference lies within the margin), fails when the difference is significantly
+outside the margin at ``ALPHA / m``, and is inconclusive otherwise.
 """
 from __future__ import annotations
 
@@ -218,7 +223,7 @@ def _judge(table: Table, claim: Claim, profile: str, values: dict) -> Verdict:
     deterministic = get_profile(profile).deterministic
     m = len(claim.comparisons)
     comparisons = [_compare(table, claim.metric, left, op, right, values.get((left, profile, claim.metric), []),
-                            values.get((right, profile, claim.metric), []), deterministic, m)
+                            values.get((right, profile, claim.metric), []), deterministic, m, claim.margin)
                    for left, op, right in claim.comparisons]
     outcomes = [c.outcome for c in comparisons]
     verdict = "fails" if "fails" in outcomes else "holds" if all(o == "holds" for o in outcomes) else "inconclusive"
@@ -231,16 +236,20 @@ def test_description(profile: str) -> str:
     if get_profile(profile).deterministic:
         return "measured values compared directly (deterministic)"
     return (f"Welch's one-sided t-test per comparison at {100 * (1 - ALPHA):.0f}% confidence; a claim holds when every "
-            f"comparison holds, fails when one is significant the other way at {ALPHA:g}/m (m: the claim's comparisons)")
+            f"comparison holds, fails when one is significant the other way at {ALPHA:g}/m (m: the claim's comparisons); "
+            f"'a ~ b' (nearly the same, within the claim's margin): two one-sided tests, both significant to hold, "
+            f"outside the margin at {ALPHA:g}/m to fail")
 
 
 def _compare(table: Table, metric: str, left: str, op: str, right: str, a: list[float], b: list[float],
-             deterministic: bool, m: int) -> Comparison:
-    shown = f"{left} {op} {right}"
+             deterministic: bool, m: int, margin: float | None = None) -> Comparison:
+    shown = f"{left} {op} {right}" + (f" (within +-{margin:g})" if op == "~" else "")
     result = Comparison(left, op, right, "inconclusive")
     if not a or not b:
         result.detail = f"{shown}: runs missing"
         return result
+    if op == "~":
+        return _equivalence(table, metric, shown, a, b, deterministic, m, margin, result)
     sign = 1 if op in (">", ">=") else -1  # compare in the claimed direction: sign * (left - right) > 0
     ma, mb = statistics.fmean(a), statistics.fmean(b)
     sa = statistics.stdev(a) if len(a) > 1 else None
@@ -295,6 +304,45 @@ def _compare(table: Table, metric: str, left: str, op: str, right: str, a: list[
         else:
             extra += f"; the published effect {effect:+.3g} is not in the claimed direction"
     result.detail = f"{text}; {extra}"
+    return result
+
+
+def _equivalence(table: Table, metric: str, shown: str, a: list[float], b: list[float], deterministic: bool, m: int,
+                 margin: float, result: Comparison) -> Comparison:
+    """``a ~ b`` within +-margin: two one-sided Welch tests (TOST)."""
+    ma, mb = statistics.fmean(a), statistics.fmean(b)
+    sa = statistics.stdev(a) if len(a) > 1 else None
+    sb = statistics.stdev(b) if len(b) > 1 else None
+    diff = ma - mb
+    result.mean_left, result.std_left, result.n_left = ma, sa, len(a)
+    result.mean_right, result.std_right, result.n_right = mb, sb, len(b)
+    result.difference = diff
+    pa, pb = (table.row(result.left).published.get(metric), table.row(result.right).published.get(metric))
+    result.published_effect = pa - pb if pa is not None and pb is not None else None
+    published = f"; published difference {result.published_effect:+.3g}" if result.published_effect is not None else ""
+    text = f"{shown}: {_fmt(ma, sa, len(a), deterministic)} vs {_fmt(mb, sb, len(b), deterministic)}, difference {diff:+.3g}"
+    inside = abs(diff) <= margin
+    if deterministic or (sa == 0 and sb == 0):
+        result.outcome = "holds" if inside else "fails"
+        result.detail = text + ("" if deterministic else " (no spread over seeds)") + published
+        return result
+    if len(a) < 2 or len(b) < 2:
+        result.detail = f"{text} (1 seed: no spread to test; run --seeds 3 or more){published}"
+        return result
+    shifted = lambda delta, alternative: float(scipy_stats.ttest_ind(  # noqa: E731
+        [x - delta for x in a], b, equal_var=False, alternative=alternative).pvalue)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p_equivalent = max(shifted(-margin, "greater"), shifted(margin, "less"))  # a - b > -margin and a - b < margin
+        p_outside = min(shifted(margin, "greater"), shifted(-margin, "less"))     # a - b > margin, or a - b < -margin
+    result.p_value = p_equivalent
+    text += f", TOST p = {p_equivalent:.2g}"
+    if p_equivalent < ALPHA:
+        result.outcome = "holds"
+    elif p_outside < ALPHA / m:
+        result.outcome = "fails"
+        text += f" (significantly outside the margin: p = {p_outside:.2g})"
+    result.detail = text + published
     return result
 
 

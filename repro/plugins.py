@@ -30,7 +30,7 @@ from .merge import deep_merge
 
 ENTRY_POINT_GROUP = "bnn_repro.papers"
 IN_TREE_PACKAGE = "repro_methods"
-CLAIM_PATTERN = re.compile(r"^\s*([\w.-]+)\s*(>=|>|<=|<)\s*([\w.-]+)\s*$")
+CLAIM_PATTERN = re.compile(r"^\s*([\w.-]+)\s*(>=|>|<=|<|~)\s*([\w.-]+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class Metric:
     higher_is_better: bool = True
     unit: str = ""
     digits: int | None = None  # decimals the text tables show (None: the profile's default)
+    printed: bool = True  # a column of the paper's table; false: a quantity its text states, measured only
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,14 @@ class Row:
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim of the paper, checked as comparisons between rows ("a > b", "a >= b")."""
+    """A claim of the paper, checked as comparisons between rows ("a > b", "a >= b"), or "a ~ b":
+    equivalent within +-``margin`` (in the metric's units; the claim must give it)."""
 
     id: str
     text: str
     metric: str
     comparisons: tuple[tuple[str, str, str], ...]  # (left row, operator, right row)
+    margin: float | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,7 @@ def _load_table(r: _Reader, paper_id: str, table_id: str, data: Any, defaults: d
             higher_is_better=r.get(mdata, "higher_is_better", mwhere, bool, default=True),
             unit=r.get(mdata, "unit", mwhere, default=""),
             digits=r.get(mdata, "digits", mwhere, int, default=None),
+            printed=r.get(mdata, "printed", mwhere, bool, default=True),
         )
     if not metrics:
         raise r.fail(f"{where}.metrics", "a table needs at least one metric")
@@ -269,14 +273,19 @@ def _load_table(r: _Reader, paper_id: str, table_id: str, data: Any, defaults: d
         for text in r.get(cdata, "require", cwhere, list):
             match = CLAIM_PATTERN.match(str(text))
             if not match:
-                raise r.fail(f"{cwhere}.require", f"'{text}' is not of the form 'row_a > row_b' (operators > >= < <=)")
+                raise r.fail(f"{cwhere}.require", f"'{text}' is not of the form 'row_a > row_b' (operators > >= < <= ~)")
             left, op, right = match.groups()
             for row_id in (left, right):
                 if row_id not in seen:
                     raise r.fail(f"{cwhere}.require", f"'{text}' names unknown row '{row_id}'")
             comparisons.append((left, op, right))
+        margin = r.get(cdata, "margin", cwhere, float, default=None)
+        equivalence = any(op == "~" for _, op, _ in comparisons)
+        if equivalence != (margin is not None) or (margin is not None and margin <= 0):
+            raise r.fail(f"{cwhere}.margin", "a claim with '~' comparisons needs a positive margin (in the metric's "
+                                             "units), and only such a claim has one")
         claims.append(Claim(id=r.get(cdata, "id", cwhere), text=r.get(cdata, "text", cwhere),
-                            metric=metric, comparisons=tuple(comparisons)))
+                            metric=metric, comparisons=tuple(comparisons), margin=margin))
     profiles = deep_merge(shared.get("profiles", {}), r.get(data, "profiles", where, dict, default={}))
     for name, overlay in profiles.items():
         if not isinstance(overlay, dict):

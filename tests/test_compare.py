@@ -3,6 +3,7 @@ verdict can resolve, structure values read directly, published values always sho
 import json
 
 import pytest
+from scipy import stats
 
 from repro import db as dbm
 from repro.cli import main
@@ -63,6 +64,30 @@ def test_deterministic_values_are_compared_directly():
     assert c.outcome == "holds" and "seed" not in c.detail and "±" not in c.detail
     assert judge([3.40], [6.22], op=">", deterministic=True).outcome == "fails"
     assert judge([3.4], [3.4], op=">=", deterministic=True).outcome == "holds"
+
+
+def equivalent(a, b, margin, m=1, deterministic=False):
+    table = get_paper("bulat2019").table("1")
+    return _compare(table, "pckh_total", "lrelu", "~", "relu", a, b, deterministic, m, margin)
+
+
+def test_nearly_the_same_is_two_one_sided_tests():
+    # diff -0.1, s = 1 each, se = sqrt(2/3) = 0.8165, df = 4. Margin 3: a - b > -3: t = 2.9 / 0.8165 = 3.552;
+    # a - b < 3: t = -3.1 / 0.8165 = -3.797; TOST p = the larger one-sided p = sf(3.552, 4) = 0.0119: holds.
+    c = equivalent([10, 11, 12], [10.1, 11.1, 12.1], margin=3)
+    assert c.outcome == "holds" and c.p_value == pytest.approx(stats.t.sf(2.9 / (2 / 3) ** 0.5, 4), rel=1e-6)
+    assert "within +-3" in c.detail and "TOST p = 0.012" in c.detail and "published difference +1.8" in c.detail
+    # diff 5 with margin 1: a - b > 1 at t = 4 / 0.8165 = 4.899, p = 0.004 < 0.05 / m: outside the margin.
+    c = equivalent([10, 11, 12], [5, 6, 7], margin=1)
+    assert c.outcome == "fails" and "significantly outside the margin" in c.detail
+    # diff 1, se 1.633, margin 1: a - b < 1 at t = 0, p = 0.5: neither shown equal nor shown apart.
+    assert equivalent([10, 12, 14], [9, 11, 13], margin=1).outcome == "inconclusive"
+    assert equivalent([10], [10], margin=1).outcome == "inconclusive"  # one seed: no spread
+
+
+def test_nearly_the_same_on_measured_values_is_the_margin_itself():
+    assert equivalent([3.45], [3.40], margin=0.1, deterministic=True).outcome == "holds"
+    assert equivalent([6.22], [3.40], margin=0.1, deterministic=True).outcome == "fails"
 
 
 def store_runs(db_url, paper, table_id, profile, values):

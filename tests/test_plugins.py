@@ -35,7 +35,9 @@ def test_good_file_loads(tmp_path):
     table = paper.table("1")
     assert [r.id for r in table.rows] == ["a", "b"]
     assert table.rows[1].published == {"pckh_total": 60.0}
-    assert table.claims[0].comparisons == (("a", ">", "b"),)
+    assert table.claims[0].comparisons == (("a", ">", "b"),) and table.claims[0].margin is None
+    nearly = load_paper_file(write(tmp_path, GOOD.replace('require: ["a > b"]', 'margin: 2, require: ["a ~ b"]')))
+    assert nearly.table("1").claims[0].comparisons == (("a", "~", "b"),) and nearly.table("1").claims[0].margin == 2.0
     assert table.target_source(table.rows[0], "pckh_total") == "Table 1, row 'A', column 'PCKh'"
 
 
@@ -47,6 +49,8 @@ def test_good_file_loads(tmp_path):
     (("{id: b, label: B", "{id: a, label: B"), "tables.1.rows[1].id", "duplicate row id"),
     (('["a > b"]', '["a beats b"]'), "tables.1.claims[0].require", "not of the form"),
     (('["a > b"]', '["a > z"]'), "tables.1.claims[0].require", "unknown row 'z'"),
+    (('["a > b"]', '["a ~ b"]'), "tables.1.claims[0].margin", "needs a positive margin"),  # nearly the same: within what?
+    (('require: ["a > b"]', 'margin: 1, require: ["a > b"]'), "tables.1.claims[0].margin", "only such a claim has one"),
     (("    caption: toy\n", ""), "tables.1.caption", "required field is missing"),
     (("id: toy", "id: Toy Paper"), "id", "lower-case"),
 ])
