@@ -260,7 +260,9 @@ def _compare(table: Table, metric: str, left: str, op: str, right: str, a: list[
     result.difference = diff
     pa, pb = (table.row(left).published.get(metric), table.row(right).published.get(metric))
     result.published_effect = pa - pb if pa is not None and pb is not None else None
-    text = f"{shown}: {_fmt(ma, sa, len(a), deterministic)} vs {_fmt(mb, sb, len(b), deterministic)}, difference {diff:+.3g}"
+    digits = table.metrics[metric].digits if metric in table.metrics else None
+    text = (f"{shown}: {_fmt(ma, sa, len(a), deterministic, digits)} vs {_fmt(mb, sb, len(b), deterministic, digits)}, "
+            f"difference {diff:+.3g}")
     directed = sign * diff
     if deterministic:
         result.outcome = "holds" if directed > 0 or (directed == 0 and op in (">=", "<=")) else "fails"
@@ -320,7 +322,9 @@ def _equivalence(table: Table, metric: str, shown: str, a: list[float], b: list[
     pa, pb = (table.row(result.left).published.get(metric), table.row(result.right).published.get(metric))
     result.published_effect = pa - pb if pa is not None and pb is not None else None
     published = f"; published difference {result.published_effect:+.3g}" if result.published_effect is not None else ""
-    text = f"{shown}: {_fmt(ma, sa, len(a), deterministic)} vs {_fmt(mb, sb, len(b), deterministic)}, difference {diff:+.3g}"
+    digits = table.metrics[metric].digits if metric in table.metrics else None
+    text = (f"{shown}: {_fmt(ma, sa, len(a), deterministic, digits)} vs {_fmt(mb, sb, len(b), deterministic, digits)}, "
+            f"difference {diff:+.3g}")
     inside = abs(diff) <= margin
     if deterministic or (sa == 0 and sb == 0):
         result.outcome = "holds" if inside else "fails"
@@ -356,10 +360,12 @@ def _seeds_needed(effect: float, sa: float, sb: float) -> int | None:
     return int(n[enough.argmax()]) if enough.any() else None
 
 
-def _fmt(mean: float, std: float | None, n: int, deterministic: bool) -> str:
+def _fmt(mean: float, std: float | None, n: int, deterministic: bool, digits: int | None = None) -> str:
+    """A row's value in a claim's line: the metric's own decimals (e.g. 3 for a fraction), else 1."""
     if deterministic:
         return f"{mean:.4g}"
-    return f"{mean:.1f}±{std:.1f} (n={n})" if std is not None else f"{mean:.1f} (n={n})"
+    d = 1 if digits is None else digits
+    return f"{mean:.{d}f}±{std:.{d}f} (n={n})" if std is not None else f"{mean:.{d}f} (n={n})"
 
 
 # --- formatting -------------------------------------------------------------------------------
