@@ -251,18 +251,7 @@ def _compare(table: Table, metric: str, left: str, op: str, right: str, a: list[
     if op == "~":
         return _equivalence(table, metric, shown, a, b, deterministic, m, margin, result)
     sign = 1 if op in (">", ">=") else -1  # compare in the claimed direction: sign * (left - right) > 0
-    ma, mb = statistics.fmean(a), statistics.fmean(b)
-    sa = statistics.stdev(a) if len(a) > 1 else None
-    sb = statistics.stdev(b) if len(b) > 1 else None
-    diff = ma - mb
-    result.mean_left, result.std_left, result.n_left = ma, sa, len(a)
-    result.mean_right, result.std_right, result.n_right = mb, sb, len(b)
-    result.difference = diff
-    pa, pb = (table.row(left).published.get(metric), table.row(right).published.get(metric))
-    result.published_effect = pa - pb if pa is not None and pb is not None else None
-    digits = table.metrics[metric].digits if metric in table.metrics else None
-    text = (f"{shown}: {_fmt(ma, sa, len(a), deterministic, digits)} vs {_fmt(mb, sb, len(b), deterministic, digits)}, "
-            f"difference {diff:+.3g}")
+    sa, sb, diff, text = _summarize(table, metric, shown, a, b, deterministic, result)
     directed = sign * diff
     if deterministic:
         result.outcome = "holds" if directed > 0 or (directed == 0 and op in (">=", "<=")) else "fails"
@@ -309,22 +298,29 @@ def _compare(table: Table, metric: str, left: str, op: str, right: str, a: list[
     return result
 
 
-def _equivalence(table: Table, metric: str, shown: str, a: list[float], b: list[float], deterministic: bool, m: int,
-                 margin: float, result: Comparison) -> Comparison:
-    """``a ~ b`` within +-margin: two one-sided Welch tests (TOST)."""
+def _summarize(table: Table, metric: str, shown: str, a: list[float], b: list[float], deterministic: bool,
+               result: Comparison) -> tuple[float | None, float | None, float, str]:
+    """Both rows' means and spreads and the published effect into ``result``; (std left, std right,
+    difference, the line's opening text)."""
     ma, mb = statistics.fmean(a), statistics.fmean(b)
     sa = statistics.stdev(a) if len(a) > 1 else None
     sb = statistics.stdev(b) if len(b) > 1 else None
-    diff = ma - mb
     result.mean_left, result.std_left, result.n_left = ma, sa, len(a)
     result.mean_right, result.std_right, result.n_right = mb, sb, len(b)
-    result.difference = diff
+    result.difference = ma - mb
     pa, pb = (table.row(result.left).published.get(metric), table.row(result.right).published.get(metric))
     result.published_effect = pa - pb if pa is not None and pb is not None else None
-    published = f"; published difference {result.published_effect:+.3g}" if result.published_effect is not None else ""
     digits = table.metrics[metric].digits if metric in table.metrics else None
     text = (f"{shown}: {_fmt(ma, sa, len(a), deterministic, digits)} vs {_fmt(mb, sb, len(b), deterministic, digits)}, "
-            f"difference {diff:+.3g}")
+            f"difference {ma - mb:+.3g}")
+    return sa, sb, ma - mb, text
+
+
+def _equivalence(table: Table, metric: str, shown: str, a: list[float], b: list[float], deterministic: bool, m: int,
+                 margin: float, result: Comparison) -> Comparison:
+    """``a ~ b`` within +-margin: two one-sided Welch tests (TOST)."""
+    sa, sb, diff, text = _summarize(table, metric, shown, a, b, deterministic, result)
+    published = f"; published difference {result.published_effect:+.3g}" if result.published_effect is not None else ""
     inside = abs(diff) <= margin
     if deterministic or (sa == 0 and sb == 0):
         result.outcome = "holds" if inside else "fails"
